@@ -1,0 +1,66 @@
+"""Build the two networks. No file or network I/O unless ImageNet weights are asked for.
+
+Both share one shape: a torchvision convolutional backbone (`features`, keys compatible with
+torchvision's ImageNet checkpoints) -> global average pool -> dropout -> linear head.
+
+Why a compact head for AlexNet: the stock 9216->4096->4096 classifier holds 55M of AlexNet's
+61M parameters (a 228 MB checkpoint) for a 3-class output and overfits a few thousand
+images; pooling the 256 conv channels into Linear(256, 3) keeps the checkpoint at ~10 MB
+(fp32) and the transferable part (the conv features) intact.
+
+Why ReLUs are not in-place: Grad-CAM hooks the activations, and an in-place ReLU after the
+hooked layer (DenseNet's norm5, AlexNet's features) rewrites them during backward.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import nn
+
+from .registry import ModelSpec, get_spec
+
+
+class ChestXRayNet(nn.Module):
+    """features -> (ReLU) -> global average pool -> dropout -> linear; outputs logits."""
+
+    def __init__(self, features: nn.Module, num_features: int, num_outputs: int,
+                 final_relu: bool, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.features = features
+        # DenseNet's features end in a BatchNorm; torchvision applies relu in forward().
+        self.features_relu = nn.ReLU(inplace=False) if final_relu else nn.Identity()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(num_features, num_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features_relu(self.features(x))
+        return self.classifier(self.dropout(torch.flatten(self.pool(x), 1)))
+
+
+def _no_inplace(module: nn.Module) -> nn.Module:
+    for m in module.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    return module
+
+
+def build_model(spec: ModelSpec | str, imagenet: bool = False) -> ChestXRayNet:
+    """A network for `spec` with random weights, or ImageNet conv features if `imagenet`
+    (downloads torchvision's weights: only for training on a machine that is online)."""
+    spec = get_spec(spec) if isinstance(spec, str) else spec
+    n = len(spec.labels)
+    if spec.arch == "alexnet":
+        weights = torchvision.models.AlexNet_Weights.IMAGENET1K_V1 if imagenet else None
+        features = torchvision.models.alexnet(weights=weights).features
+        return ChestXRayNet(_no_inplace(features), 256, n, final_relu=False, dropout=0.3)
+    if spec.arch == "densenet121":
+        weights = torchvision.models.DenseNet121_Weights.IMAGENET1K_V1 if imagenet else None
+        features = torchvision.models.densenet121(weights=weights).features
+        return ChestXRayNet(_no_inplace(features), 1024, n, final_relu=True, dropout=0.2)
+    raise ValueError(f"unknown architecture {spec.arch!r}")
+
+
+def cam_target_layer(model: nn.Module, spec: ModelSpec) -> nn.Module:
+    return model.get_submodule(spec.cam_layer)
