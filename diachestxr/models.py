@@ -25,18 +25,22 @@ class ChestXRayNet(nn.Module):
     """features -> (ReLU) -> global average pool -> dropout -> linear; outputs logits."""
 
     def __init__(self, features: nn.Module, num_features: int, num_outputs: int,
-                 final_relu: bool, dropout: float = 0.2) -> None:
+                 final_relu: bool, head_norm: bool, dropout: float = 0.2) -> None:
         super().__init__()
         self.features = features
         # DenseNet's features end in a BatchNorm; torchvision applies relu in forward().
         self.features_relu = nn.ReLU(inplace=False) if final_relu else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
+        # AlexNet has no normalisation layer: its pooled features are tiny at initialisation
+        # (std ~0.03) and training from scratch stalls at chance; a BatchNorm on the pooled
+        # features rescales them (and the gradients flowing back into the backbone).
+        self.head_norm = nn.BatchNorm1d(num_features) if head_norm else nn.Identity()
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(num_features, num_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features_relu(self.features(x))
-        return self.classifier(self.dropout(torch.flatten(self.pool(x), 1)))
+        return self.classifier(self.dropout(self.head_norm(torch.flatten(self.pool(x), 1))))
 
 
 def _no_inplace(module: nn.Module) -> nn.Module:
@@ -54,11 +58,18 @@ def build_model(spec: ModelSpec | str, imagenet: bool = False) -> ChestXRayNet:
     if spec.arch == "alexnet":
         weights = torchvision.models.AlexNet_Weights.IMAGENET1K_V1 if imagenet else None
         features = torchvision.models.alexnet(weights=weights).features
-        return ChestXRayNet(_no_inplace(features), 256, n, final_relu=False, dropout=0.3)
+        if not imagenet:  # torchvision leaves AlexNet at PyTorch's default (shrinking) init
+            for m in features.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.zeros_(m.bias)
+        return ChestXRayNet(_no_inplace(features), 256, n, final_relu=False, head_norm=True,
+                            dropout=0.3)
     if spec.arch == "densenet121":
         weights = torchvision.models.DenseNet121_Weights.IMAGENET1K_V1 if imagenet else None
         features = torchvision.models.densenet121(weights=weights).features
-        return ChestXRayNet(_no_inplace(features), 1024, n, final_relu=True, dropout=0.2)
+        return ChestXRayNet(_no_inplace(features), 1024, n, final_relu=True, head_norm=False,
+                            dropout=0.2)
     raise ValueError(f"unknown architecture {spec.arch!r}")
 
 

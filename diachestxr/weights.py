@@ -177,10 +177,13 @@ def _from_hub(spec: ModelSpec) -> Path | None:
     if repo.lower() in ("none", "off"):
         return None
     # Offline (by setting or because the Hub is unreachable): the standard HF cache only.
-    offline = constants.HF_HUB_OFFLINE or not hub_reachable()
+    # A pure cache lookup, not hf_hub_download(local_files_only=True): that one still builds
+    # request headers, which fetch {endpoint}/api/agent-harnesses (3 s timeout) unless
+    # telemetry or HF_HUB_OFFLINE is set -- 3 s more on an unreachable Hub.
+    if constants.HF_HUB_OFFLINE or not hub_reachable():
+        return _from_hf_cache(spec, repo)
     try:
-        files = [hf_hub_download(repo, name, revision=spec.resolved_hub_revision,
-                                 local_files_only=offline, etag_timeout=5)
+        files = [hf_hub_download(repo, name, revision=spec.resolved_hub_revision, etag_timeout=5)
                  for name in (spec.filename, spec.config_filename)]
     except LocalEntryNotFoundError:
         log.info("%s: %s@%s is not in the local HF cache", spec.task, repo,
@@ -189,5 +192,18 @@ def _from_hub(spec: ModelSpec) -> Path | None:
     except (HfHubHTTPError, OSError, ValueError) as e:
         log.warning("%s: could not download from the Hub %s@%s (%s); falling back",
                     spec.task, repo, spec.resolved_hub_revision, str(e).splitlines()[0])
+        return None
+    return Path(files[0])
+
+
+def _from_hf_cache(spec: ModelSpec, repo: str) -> Path | None:
+    """The checkpoint from the standard HF cache (a revision's ref or commit), no network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    revision = spec.resolved_hub_revision
+    files = [try_to_load_from_cache(repo, name, revision=revision)
+             for name in (spec.filename, spec.config_filename)]
+    if not all(isinstance(f, str) for f in files):
+        log.info("%s: %s@%s is not in the local HF cache", spec.task, repo, revision)
         return None
     return Path(files[0])

@@ -1,0 +1,508 @@
+"""DiaChestXR web app (Gradio 6): chest X-ray screening and diagnosis with Grad-CAM.
+
+Wiring only: models, labels, weights, image reading and explanations all come from the
+`diachestxr` package. `python app.py` serves on 127.0.0.1:7860 (GRADIO_SERVER_NAME and
+GRADIO_SERVER_PORT override it; Hugging Face Spaces sets them). The module-level `demo` is
+what Spaces and `gradio app.py` pick up.
+
+API (see README): `/screen` and `/diagnose`, e.g.
+    Client(url).predict(handle_file("xray.png"), api_name="/screen")
+Research demo, not for clinical use.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+# No usage telemetry from a medical-imaging demo unless the deployer turns it on.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+
+from diachestxr import ImageReadError, Predictor, WeightsError, __version__  # noqa: E402
+from diachestxr.examples import Example, list_examples  # noqa: E402
+from diachestxr.explain import DEFAULT_ALPHA, overlay  # noqa: E402
+from diachestxr.io import MAX_FILE_BYTES  # noqa: E402
+from diachestxr.registry import TASKS, get_spec  # noqa: E402
+
+log = logging.getLogger("diachestxr.app")
+if __name__ == "__main__":  # before the models load, so their source is logged
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+DISCLAIMER = "Research demo — not for clinical use."
+ARCH_NAMES = {"alexnet": "AlexNet", "densenet121": "DenseNet-121"}
+SOURCE_NAMES = {"local": "a local folder", "hub": "the Hugging Face Hub",
+                "bundled": "the checkpoint bundled with the app"}
+QUEUE_CONCURRENCY = 2  # model calls per event at once; the CAM lock serialises each model anyway
+QUEUE_MAX_SIZE = 64  # beyond this, new requests are told the queue is full instead of waiting
+RESULT_TTL_S = 3600
+
+
+# ------------------------------------------------------------------------- loaded once
+def _load_predictors() -> tuple[dict[str, Predictor], dict[str, str]]:
+    """One Predictor per task, so a missing checkpoint disables one tab, not the app.
+    A WeightsError is kept and shown: the app never falls back to random weights."""
+    predictors, errors = {}, {}
+    for task in TASKS:
+        try:
+            predictors[task] = Predictor(tasks=[task])
+        except WeightsError as e:
+            log.error("%s model not loaded: %s", task, e)
+            errors[task] = str(e)
+    return predictors, errors
+
+
+PREDICTORS, LOAD_ERRORS = _load_predictors()
+EXAMPLES: list[Example] = list_examples()
+_RESULTS_DIR = Path(tempfile.mkdtemp(prefix="diachestxr-results-"))
+
+
+# ------------------------------------------------------------------------------ helpers
+def _predictor(task: str) -> Predictor:
+    if task not in PREDICTORS:
+        raise gr.Error(f"The {task} model is not available on this server: {LOAD_ERRORS[task]}",
+                       title="Model not loaded", print_exception=False)
+    return PREDICTORS[task]
+
+
+def _path(image: Any) -> str:
+    if image is None:
+        raise gr.Error("Upload a chest X-ray first (PNG, JPEG or DICOM).", title="No image",
+                       print_exception=False)
+    return str(image)
+
+
+@contextmanager
+def _user_errors(name: str) -> Iterator[None]:
+    """Our reader's and Predictor's messages go to the user as they are; anything else is
+    logged here with its traceback and reported without one."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (ImageReadError, ValueError) as e:
+        raise gr.Error(str(e), title="Cannot analyse this file", print_exception=False) from None
+    except Exception:
+        log.exception("analysing %s failed", name)
+        raise gr.Error(f"{name}: analysis failed because of an internal error (logged on the "
+                       "server). Try another image.", title="Internal error",
+                       print_exception=False) from None
+
+
+def _cam_u8(cam: np.ndarray) -> np.ndarray:
+    """Maps are kept per session as uint8 (a quarter of float32's memory)."""
+    return np.rint(np.clip(cam, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _overlay(state: dict, label: str, opacity: float) -> np.ndarray:
+    return overlay(state["image"], state["cams"][label].astype(np.float32) / 255.0, float(opacity))
+
+
+def _model_summary(task: str) -> dict:
+    info = PREDICTORS[task].info(task)
+    return {"arch": info["arch"], "weights": info["source"], "location": info["location"]}
+
+
+def _write_json(result: dict) -> str:
+    """The downloadable result: <image stem>-<task>.json in a folder of its own."""
+    now = time.time()
+    for old in _RESULTS_DIR.iterdir():  # keep the folder small on a long-running server
+        if now - old.stat().st_mtime > RESULT_TTL_S:
+            shutil.rmtree(old, ignore_errors=True)
+    folder = _RESULTS_DIR / uuid.uuid4().hex[:12]
+    folder.mkdir()
+    stem = Path(result.get("file") or "image").stem or "image"
+    out = folder / f"{stem}-{result['task']}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return str(out)
+
+
+def _pretty(label: str) -> str:
+    return label.replace("_", " ")
+
+
+# ----------------------------------------------------------------------------- screening
+def screen(image: str, opacity: float = DEFAULT_ALPHA):
+    """Screen one chest X-ray (PNG, JPEG or DICOM) for COVID-19 / Pneumonia / Normal.
+
+    Returns (result, overlay, result_file): result = {"task", "file", "label",
+    "confidences" {class: p, summing to 1}, "explained", "model", "version", "disclaimer"};
+    overlay = the Grad-CAM heatmap of the predicted class on the image (PNG, the input's
+    size); result_file = the result as a JSON file.
+    """
+    predictor = _predictor("screening")
+    path = _path(image)
+    name = Path(path).name
+    with _user_errors(name):
+        r = predictor.screen(path, explain="predicted", alpha=float(opacity))
+    result = {**r.to_dict(), "file": name, "explained": r.label,
+              "model": _model_summary("screening"), "version": __version__,
+              "disclaimer": DISCLAIMER}
+    state = {"image": r.image, "cams": {r.label: _cam_u8(r.cam)}, "result": result}
+    return result, r.overlay, _write_json(result), state
+
+
+def _screen_view(state: dict | None):
+    """UI only: the label widget and the class picker after a run."""
+    if not state:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    result = state["result"]
+    label = result["label"]
+    caption = (f"Heatmap for **{label}**, the predicted class ({result['confidences'][label]:.0%}). "
+               "Warm colours mark the regions that raised this class's score.")
+    return (result["confidences"], gr.Radio(value=label, interactive=True), caption,
+            gr.DownloadButton(interactive=True))
+
+
+def _screen_explain(label: str | None, opacity: float, state: dict | None):
+    """UI only: the map for any class (computed once per class, then reused)."""
+    if not state or not label:
+        return gr.skip(), gr.skip(), state
+    if label not in state["cams"]:
+        with _user_errors(state["result"]["file"]):
+            r = _predictor("screening").screen(state["image"], explain=[label])
+        state["cams"][label] = _cam_u8(r.explanations[label].cam)
+    predicted = state["result"]["label"]
+    p = state["result"]["confidences"][label]
+    caption = (f"Heatmap for **{label}** ({p:.0%})"
+               + (", the predicted class." if label == predicted else
+                  f". The predicted class is **{predicted}**.")
+               + " Warm colours mark the regions that raised this class's score.")
+    return _overlay(state, label, opacity), caption, state
+
+
+# ----------------------------------------------------------------------------- diagnosis
+def _run_diagnosis(source: Any, name: str, calibrated: bool, threshold: float, opacity: float):
+    predictor = _predictor("diagnosis")
+    with _user_errors(name):
+        r = predictor.diagnose(source, thresholds=None if calibrated else float(threshold),
+                               explain="top", alpha=float(opacity))
+    probabilities = dict(sorted(r.probabilities.items(), key=lambda kv: -kv[1]))
+    result = {"task": "diagnosis", "file": name, "probabilities": probabilities,
+              "thresholds": r.thresholds, "findings": r.findings,
+              "explained": list(r.explanations), "model": _model_summary("diagnosis"),
+              "version": __version__, "disclaimer": DISCLAIMER}
+    state = {"image": r.image, "result": result, "top": list(r.explanations),
+             "cams": {label: _cam_u8(e.cam) for label, e in r.explanations.items()}}
+    gallery = [(e.overlay, _short_caption(result, label)) for label, e in r.explanations.items()]
+    return result, gallery, _write_json(result), state
+
+
+def diagnose(image: str, calibrated_thresholds: bool = True, threshold: float = 0.5,
+             opacity: float = DEFAULT_ALPHA):
+    """Probabilities of the 14 NIH ChestX-ray14 findings for one chest X-ray.
+
+    calibrated_thresholds: use the checkpoint's per-label thresholds (default); if False,
+    `threshold` applies to every label. Returns (result, overlays, result_file): result =
+    {"task", "file", "probabilities" {label: p, most probable first}, "thresholds",
+    "findings" [labels at or above threshold, most probable first], "explained", "model",
+    "version", "disclaimer"}; overlays = Grad-CAM heatmaps of the top-ranked labels
+    (a gallery: [{"image": PNG, "caption": ...}]); result_file = the result as JSON.
+    """
+    path = _path(image)
+    return _run_diagnosis(path, Path(path).name, calibrated_thresholds, threshold, opacity)
+
+
+def _rethreshold(calibrated: bool, threshold: float, opacity: float, state: dict | None):
+    """UI only: thresholds changed; re-run on the image already read (no upload again)."""
+    if not state:
+        return gr.skip(), gr.skip(), gr.skip(), state
+    return _run_diagnosis(state["image"], state["result"]["file"], calibrated, threshold, opacity)
+
+
+def _gallery_caption(result: dict, label: str) -> str:
+    p, t = result["probabilities"][label], result["thresholds"][label]
+    mark = "above" if label in result["findings"] else "below"
+    return f"{_pretty(label)}: {p:.0%} ({mark} threshold {t:.2f})"
+
+
+def _short_caption(result: dict, label: str) -> str:
+    return f"{'▲ ' if label in result['findings'] else ''}{_pretty(label)} {result['probabilities'][label]:.0%}"
+
+
+def _diagnosis_view(state: dict | None):
+    """UI only: the summary line and the table of all 14 probabilities."""
+    if not state:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    result = state["result"]
+    probs, thr, findings = result["probabilities"], result["thresholds"], result["findings"]
+    if findings:
+        summary = (f"**{len(findings)} finding{'s' if len(findings) > 1 else ''} above threshold:** "
+                   + ", ".join(f"{_pretty(l)} ({probs[l]:.0%})" for l in findings))
+    else:
+        top = next(iter(probs))
+        summary = (f"**No finding above its threshold.** Highest: {_pretty(top)} "
+                   f"({probs[top]:.0%}, threshold {thr[top]:.2f}).")
+    rows = []
+    for label, p in probs.items():
+        hit = label in findings
+        rows.append(
+            f"<tr class='{'hit' if hit else ''}'>"
+            f"<td class='name'>{'▲ ' if hit else ''}{html.escape(_pretty(label))}</td>"
+            f"<td class='bar'><div class='track'><div class='fill' style='width:{p * 100:.1f}%'></div>"
+            f"<div class='thr' style='left:{thr[label] * 100:.1f}%'></div></div></td>"
+            f"<td class='num'>{p:.1%}</td><td class='num thrnum'>{thr[label]:.2f}</td></tr>")
+    table = ("<table class='dx-table'><thead><tr><th>Label</th><th>Probability</th><th></th>"
+             "<th class='num'>Threshold</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+             "<p class='dx-legend'>▲ bold, orange: a finding (probability at or above its "
+             "threshold). The black tick on each bar marks the threshold.</p>")
+    # open the gallery on the top-ranked map, large, with the others as thumbnails
+    return summary, table, gr.DownloadButton(interactive=True), gr.Gallery(selected_index=0)
+
+
+def _diagnosis_pick(label: str | None, opacity: float, state: dict | None):
+    """UI only: the map for any label the user picks (computed once, then reused)."""
+    if not state or not label:
+        return None, state
+    if label not in state["cams"]:
+        with _user_errors(state["result"]["file"]):
+            r = _predictor("diagnosis").diagnose(state["image"], thresholds=state["result"]["thresholds"],
+                                                 explain=[label])
+        state["cams"][label] = _cam_u8(r.explanations[label].cam)
+    return gr.Image(value=_overlay(state, label, opacity),
+                    label=f"Grad-CAM: {_gallery_caption(state['result'], label)}"), state
+
+
+def _diagnosis_opacity(label: str | None, opacity: float, state: dict | None):
+    """UI only: new overlay opacity, from the maps already computed."""
+    if not state:
+        return gr.skip(), gr.skip()
+    gallery = [(_overlay(state, l, opacity), _short_caption(state["result"], l)) for l in state["top"]]
+    picked = _overlay(state, label, opacity) if label and label in state["cams"] else gr.skip()
+    return gallery, picked
+
+
+# ------------------------------------------------------------------------------- layout
+def _model_markdown(task: str) -> str:
+    if task in LOAD_ERRORS:
+        return f"⚠️ **The {task} model is not loaded.** {LOAD_ERRORS[task]}"
+    info = PREDICTORS[task].info(task)
+    return (f"Model: **{ARCH_NAMES.get(info['arch'], info['arch'])}** · weights from "
+            f"{SOURCE_NAMES.get(info['source'], info['source'])} (`{info['location']}`)")
+
+
+def _model_card(task: str) -> str:
+    if task in LOAD_ERRORS:
+        return LOAD_ERRORS[task]
+    info = PREDICTORS[task].info(task)
+    parts = [f"- **Architecture:** {ARCH_NAMES.get(info['arch'], info['arch'])}",
+             f"- **Weights:** {info['source']} — `{info['location']}`",
+             f"- **Labels:** {', '.join(_pretty(l) for l in info['labels'])}"]
+    for key, title in (("training_data", "Training data"), ("test_metrics", "Test metrics"),
+                       ("limitations", "Limitations")):
+        value = info.get(key)
+        if value is None:
+            parts.append(f"- **{title}:** not recorded in this checkpoint")
+        elif isinstance(value, (dict, list)):
+            parts.append(f"- **{title}:**\n\n```json\n{json.dumps(value, indent=1)[:3000]}\n```")
+        else:
+            parts.append(f"- **{title}:** {value}")
+    return "\n".join(parts)
+
+
+def _source_page(url: str) -> str:
+    """A browsable page for a raw file URL (GitHub raw files: the repository)."""
+    parts = url.split("/")
+    if len(parts) > 4 and parts[2] == "raw.githubusercontent.com":
+        return f"https://github.com/{parts[3]}/{parts[4]}"
+    return url
+
+
+def _examples(task: str, file: gr.File) -> gr.Examples | None:
+    """Clickable thumbnails of the sample images for `task` (none: no block at all)."""
+    items = [e for e in EXAMPLES if e.task == task]
+    if not items:
+        return None
+    # A hidden image column gives the thumbnails; the file column is what gets loaded.
+    thumb = gr.Image(type="filepath", visible=False)
+    examples = gr.Examples(examples=[[str(e.path), str(e.path)] for e in items],
+                           inputs=[thumb, file], visible_columns=[0], cache_examples=False,
+                           label="Sample images: click one to analyse it",
+                           examples_per_page=12, api_visibility="private",
+                           elem_id=f"{task}-examples")
+    credits = "; ".join(f"{i}. {html.escape(_pretty(e.label))}" for i, e in enumerate(items, 1))
+    sources = {}
+    for e in items:
+        sources.setdefault((e.source, e.license), []).append(e)
+    source_text = "; ".join(f"[{html.escape(src)}]({_source_page(group[0].url)}) ({lic})"
+                            for (src, lic), group in sources.items())
+    gr.Markdown(f"Dataset labels, left to right: {credits}. Sources: {source_text}.",
+                elem_classes=["small"])
+    return examples
+
+
+CSS = """
+#notice { background: #fff4e5; border: 1px solid #f0b35b; padding: 8px 14px; }
+#notice .md, #notice p { color: #5c3b00; margin: 0; }
+.dark #notice { background: #3d2c10; border-color: #8a6420; }
+.dark #notice .md, .dark #notice p { color: #ffe2b0; }
+.block.small { opacity: 0.85; }
+.block.small .md, .block.small .md p { font-size: var(--text-sm); }
+#diagnose-table .dx-table { width: 100%; border-collapse: collapse; font-size: 0.9em; margin: 0;
+                           border: 0 !important; }
+#diagnose-table .dx-table tr { border: 0 !important; }
+#diagnose-table .dx-table th, #diagnose-table .dx-table td {
+    border: 0 !important; border-bottom: 1px solid var(--border-color-primary) !important;
+    padding: 3px 6px; background: none; }
+#diagnose-table .dx-table th { text-align: left; font-weight: 600; }
+#diagnose-table .dx-table .num { text-align: right; font-variant-numeric: tabular-nums;
+                                 white-space: nowrap; }
+#diagnose-table .dx-table td.name { white-space: nowrap; }
+#diagnose-table .dx-table td.bar { width: 40%; min-width: 80px; }
+#diagnose-table .track { position: relative; height: 10px; background: var(--neutral-200);
+                         border-radius: 5px; }
+.dark #diagnose-table .track { background: var(--neutral-700); }
+#diagnose-table .fill { height: 100%; background: var(--neutral-400); border-radius: 5px; }
+#diagnose-table .thr { position: absolute; top: -3px; width: 2px; height: 16px;
+                       background: var(--body-text-color); }
+#diagnose-table tr.hit td { font-weight: 700; color: #c2410c; }
+.dark #diagnose-table tr.hit td { color: #fb923c; }
+#diagnose-table tr.hit .fill { background: #ea580c; }
+#diagnose-table .dx-legend { font-size: 0.8em; opacity: 0.75; margin: 6px 0 0 0; }
+"""
+
+THEME = gr.themes.Soft(primary_hue="blue", font=["ui-sans-serif", "system-ui", "sans-serif"],
+                       font_mono=["ui-monospace", "monospace"])  # no web-font download
+
+with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
+               delete_cache=(3600, 3600)) as demo:
+    gr.Markdown("# DiaChestXR · chest X-ray screening and diagnosis with Grad-CAM")
+    gr.Markdown(f"**⚠️ {DISCLAIMER}** The models were trained on small public datasets; their "
+                "output is not a diagnosis and must not guide patient care. Upload a frontal "
+                "chest radiograph (PNG, JPEG or DICOM) or click a sample image.",
+                elem_id="notice")
+
+    # ---------------------------------------------------------------- screening tab
+    with gr.Tab("Screening: COVID-19 / Pneumonia / Normal", id="screening"):
+        gr.Markdown(_model_markdown("screening"), elem_classes=["small"])
+        s_state = gr.State()
+        with gr.Row():
+            with gr.Column(scale=4, min_width=280):
+                s_file = gr.File(label="Chest X-ray (PNG, JPEG or DICOM)", type="filepath",
+                                 height=170, elem_id="screen-file")
+                s_run = gr.Button("Screen this X-ray", variant="primary", elem_id="screen-run")
+                s_examples = _examples("screening", s_file)
+            with gr.Column(scale=5, min_width=320):
+                s_overlay = gr.Image(label="Grad-CAM heatmap", type="numpy", format="png",
+                                     interactive=False, height=420, elem_id="screen-overlay",
+                                     buttons=["download", "fullscreen"])
+                s_caption = gr.Markdown(elem_classes=["small"])
+            with gr.Column(scale=4, min_width=280):
+                s_label = gr.Label(label="Prediction", num_top_classes=3, elem_id="screen-label")
+                s_class = gr.Radio(choices=list(get_spec("screening").labels),
+                                   label="Show the heatmap for", interactive=False,
+                                   elem_id="screen-class")
+                s_alpha = gr.Slider(0.0, 1.0, value=DEFAULT_ALPHA, step=0.05,
+                                    label="Heatmap opacity", elem_id="screen-alpha")
+                s_download = gr.DownloadButton("Download result (JSON)", interactive=False,
+                                               elem_id="screen-download")
+                with gr.Accordion("Result as JSON (what the /screen API returns)", open=False):
+                    s_json = gr.JSON(label="result", show_label=False)
+        with gr.Accordion("About the screening model", open=False):
+            gr.Markdown(_model_card("screening"))
+
+        s_event = gr.on([s_run.click, s_file.upload], screen, inputs=[s_file, s_alpha],
+                        outputs=[s_json, s_overlay, s_download, s_state], api_name="screen")
+        s_view = dict(fn=_screen_view, inputs=[s_state],
+                      outputs=[s_label, s_class, s_caption, s_download],
+                      api_visibility="private")
+        s_event.success(**s_view)
+        if s_examples is not None:
+            s_examples.load_input_event.then(
+                screen, inputs=[s_file, s_alpha], outputs=[s_json, s_overlay, s_download, s_state],
+                api_visibility="private").success(**s_view)
+        s_class.input(_screen_explain, inputs=[s_class, s_alpha, s_state],
+                      outputs=[s_overlay, s_caption, s_state], api_visibility="private")
+        s_alpha.release(_screen_explain, inputs=[s_class, s_alpha, s_state],
+                        outputs=[s_overlay, s_caption, s_state], api_visibility="private")
+
+    # ---------------------------------------------------------------- diagnosis tab
+    with gr.Tab("Diagnosis: 14 NIH findings", id="diagnosis"):
+        gr.Markdown(_model_markdown("diagnosis"), elem_classes=["small"])
+        d_state = gr.State()
+        with gr.Row():
+            with gr.Column(scale=4, min_width=280):
+                d_file = gr.File(label="Chest X-ray (PNG, JPEG or DICOM)", type="filepath",
+                                 height=170, elem_id="diagnose-file")
+                d_run = gr.Button("Diagnose this X-ray", variant="primary", elem_id="diagnose-run")
+                d_examples = _examples("diagnosis", d_file)
+                with gr.Accordion("Decision thresholds", open=False):
+                    d_calibrated = gr.Checkbox(value=True, label="Use the calibrated per-label thresholds",
+                                               elem_id="diagnose-calibrated")
+                    d_threshold = gr.Slider(0.01, 0.99, value=0.5, step=0.01, interactive=False,
+                                            label="One threshold for every label",
+                                            elem_id="diagnose-threshold")
+                d_alpha = gr.Slider(0.0, 1.0, value=DEFAULT_ALPHA, step=0.05,
+                                    label="Heatmap opacity", elem_id="diagnose-alpha")
+            with gr.Column(scale=5, min_width=320):
+                d_summary = gr.Markdown("Upload an image to see the 14 probabilities.",
+                                        elem_id="diagnose-summary")
+                d_table = gr.HTML(elem_id="diagnose-table")
+                d_download = gr.DownloadButton("Download result (JSON)", interactive=False,
+                                               elem_id="diagnose-download")
+                with gr.Accordion("Result as JSON (what the /diagnose API returns)", open=False):
+                    d_json = gr.JSON(label="result", show_label=False)
+            with gr.Column(scale=5, min_width=320):
+                d_gallery = gr.Gallery(label="Grad-CAM overlays: top-ranked labels", format="png",
+                                       columns=3, height=420, object_fit="contain",
+                                       interactive=False, buttons=["download", "fullscreen"],
+                                       elem_id="diagnose-gallery")
+                d_pick = gr.Dropdown(choices=[(_pretty(l), l) for l in get_spec("diagnosis").labels],
+                                     value=None, label="Grad-CAM for any label",
+                                     elem_id="diagnose-pick")
+                d_pick_image = gr.Image(label="Grad-CAM for the chosen label", type="numpy",
+                                        format="png", interactive=False, height=300,
+                                        elem_id="diagnose-pick-image")
+        with gr.Accordion("About the diagnosis model", open=False):
+            gr.Markdown(_model_card("diagnosis"))
+
+        d_outputs = [d_json, d_gallery, d_download, d_state]
+        d_event = gr.on([d_run.click, d_file.upload], diagnose,
+                        inputs=[d_file, d_calibrated, d_threshold, d_alpha], outputs=d_outputs,
+                        api_name="diagnose")
+        d_after = [dict(fn=_diagnosis_view, inputs=[d_state], outputs=[d_summary, d_table, d_download, d_gallery],
+                        api_visibility="private"),
+                   dict(fn=_diagnosis_pick, inputs=[d_pick, d_alpha, d_state],
+                        outputs=[d_pick_image, d_state], api_visibility="private")]
+        d_event.success(**d_after[0]).success(**d_after[1])
+        if d_examples is not None:
+            d_examples.load_input_event.then(
+                diagnose, inputs=[d_file, d_calibrated, d_threshold, d_alpha], outputs=d_outputs,
+                api_visibility="private").success(**d_after[0]).success(**d_after[1])
+        d_calibrated.input(lambda calibrated: gr.Slider(interactive=not calibrated),
+                           inputs=[d_calibrated], outputs=[d_threshold], api_visibility="private")
+        gr.on([d_calibrated.input, d_threshold.release], _rethreshold,
+              inputs=[d_calibrated, d_threshold, d_alpha, d_state], outputs=d_outputs,
+              api_visibility="private").success(**d_after[0]).success(**d_after[1])
+        d_pick.input(_diagnosis_pick, inputs=[d_pick, d_alpha, d_state],
+                     outputs=[d_pick_image, d_state], api_visibility="private")
+        d_alpha.release(_diagnosis_opacity, inputs=[d_pick, d_alpha, d_state],
+                        outputs=[d_gallery, d_pick_image], api_visibility="private")
+
+    gr.Markdown(f"DiaChestXR {__version__} · {DISCLAIMER} · Use the API: `/screen` and "
+                "`/diagnose` (link at the bottom of the page).", elem_classes=["small"])
+
+demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
+
+
+def main() -> None:
+    example_dirs = sorted({str(e.path.parent) for e in EXAMPLES})
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                max_file_size=MAX_FILE_BYTES, allowed_paths=example_dirs,
+                theme=THEME, css=CSS, footer_links=["api", "gradio"])
+
+
+if __name__ == "__main__":
+    main()

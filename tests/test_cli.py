@@ -1,0 +1,76 @@
+"""`python -m diachestxr predict` as a user runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diachestxr import NIH_LABELS, SCREENING_CLASSES
+from tests.conftest import ROOT
+
+
+def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, "DIACHESTXR_HUB_REPO": "none", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "diachestxr", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def bad_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bad") / "notes.png"
+    path.write_text("not an image")
+    return path
+
+
+def test_predict_json_screening_with_a_bad_file_among_good(examples_dir, random_weights_dir,
+                                                            bad_file, tmp_path):
+    good = [str(examples_dir / "4fed5061.jpg"), str(examples_dir / "IM-0117-0001.jpeg")]
+    proc = run_cli("predict", "--task", "screening", "--json", "--weights", str(random_weights_dir),
+                   "--cam-dir", str(tmp_path / "cams"), good[0], str(bad_file), good[1])
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [l["file"] for l in lines] == [good[0], str(bad_file), good[1]]
+    assert "not a recognised image" in lines[1]["error"] and set(lines[1]) == {"file", "error"}
+    for rec in (lines[0], lines[2]):
+        assert rec["task"] == "screening" and rec["label"] in SCREENING_CLASSES
+        assert list(rec["confidences"]) == list(SCREENING_CLASSES)
+        assert sum(rec["confidences"].values()) == pytest.approx(1.0, abs=1e-5)
+        cam = Image.open(rec["cam"]["file"])
+        assert cam.mode == "RGB" and cam.size == Image.open(rec["file"]).size
+    assert len(list((tmp_path / "cams").glob("*.png"))) == 2
+
+
+def test_predict_diagnosis_table_and_json(examples_dir, random_weights_dir):
+    image = str(examples_dir / "00001968_000.jpg")
+    proc = run_cli("predict", "--task", "diagnosis", "--json", "--weights", str(random_weights_dir), image)
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)
+    assert set(rec) == {"file", "task", "probabilities", "findings"}
+    assert list(rec["probabilities"]) == list(NIH_LABELS)
+    assert set(rec["findings"]) == {l for l, p in rec["probabilities"].items() if p >= 0.5}
+    table = run_cli("predict", "--task", "diagnosis", "--weights", str(random_weights_dir), image)
+    assert table.returncode == 0 and "findings:" in table.stdout and "Hernia" in table.stdout
+
+
+def test_no_weights_is_a_clear_refusal(examples_dir, tmp_path):
+    proc = run_cli("predict", "--task", "screening", "--weights", str(tmp_path),
+                   str(examples_dir / "4fed5061.jpg"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no screening checkpoint there" in proc.stderr and not proc.stdout
+
+
+def test_dicom_through_the_cli(random_weights_dir, tmp_path):
+    from tests.images import chest_like, dicom_file
+
+    path = dicom_file(tmp_path / "scan.dcm", chest_like().astype(np.uint16) * 16, photometric="MONOCHROME1")
+    proc = run_cli("predict", "--task", "screening", "--json", "--weights", str(random_weights_dir), str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["label"] in SCREENING_CLASSES

@@ -1,0 +1,127 @@
+"""Predictor on random-weight checkpoints: shapes, contracts, concurrency, Grad-CAM traps."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diachestxr import NIH_LABELS, SCREENING_CLASSES
+from diachestxr.models import build_model
+from tests.images import chest_like, png_bytes
+
+
+@pytest.fixture(scope="module")
+def xray():
+    return chest_like(300, 260)
+
+
+def test_screen_contract(random_predictor, xray):
+    r = random_predictor.screen(xray)
+    assert r.label in SCREENING_CLASSES and list(r.confidences) == list(SCREENING_CLASSES)
+    assert sum(r.confidences.values()) == pytest.approx(1.0, abs=1e-6)
+    assert r.label == max(r.confidences, key=r.confidences.get)
+    assert list(r.explanations) == [r.label]
+    assert r.cam.shape == xray.shape and r.cam.dtype == np.float32
+    assert 0.0 <= r.cam.min() and r.cam.max() <= 1.0
+    assert r.overlay.shape == xray.shape + (3,) and r.overlay.dtype == np.uint8
+
+
+def test_screen_maps_for_any_class(random_predictor, xray):
+    all_maps = random_predictor.screen(xray, explain="all")
+    assert list(all_maps.explanations) == list(SCREENING_CLASSES)
+    one = random_predictor.screen(xray, explain=["Normal"])
+    np.testing.assert_allclose(one.explanations["Normal"].cam, all_maps.explanations["Normal"].cam, atol=1e-4)
+    with pytest.raises(ValueError, match="unknown label"):
+        random_predictor.screen(xray, explain=["Flu"])
+
+
+def test_all_input_kinds_agree(random_predictor, xray, tmp_path):
+    path = tmp_path / "x.png"
+    path.write_bytes(png_bytes(xray))
+    results = [random_predictor.screen(src).confidences
+               for src in (xray, str(path), path, png_bytes(xray), Image.fromarray(xray))]
+    for other in results[1:]:
+        assert other == pytest.approx(results[0], abs=1e-6)
+
+
+def test_diagnose_contract(random_predictor, xray):
+    d = random_predictor.diagnose(xray)
+    assert list(d.probabilities) == list(NIH_LABELS)
+    assert all(0.0 <= p <= 1.0 for p in d.probabilities.values())
+    assert d.findings == sorted((l for l in NIH_LABELS if d.probabilities[l] >= d.thresholds[l]),
+                                key=lambda l: -d.probabilities[l])
+    # default maps: the 3 labels standing highest above their own thresholds
+    margin = {l: d.probabilities[l] - d.thresholds[l] for l in NIH_LABELS}
+    assert list(d.explanations) == sorted(NIH_LABELS, key=lambda l: -margin[l])[:3]
+    for e in d.explanations.values():
+        assert e.cam.shape == xray.shape and 0.0 <= e.cam.min() and e.cam.max() <= 1.0
+
+
+def test_diagnose_thresholds_and_labels(random_predictor, xray):
+    assert random_predictor.diagnose(xray, thresholds=0.0, explain="none").findings.__len__() == 14
+    assert random_predictor.diagnose(xray, thresholds=1.0, explain="none").findings == []
+    d = random_predictor.diagnose(xray, thresholds={"Hernia": 0.0}, explain=["Hernia", "Mass"])
+    assert "Hernia" in d.findings and d.thresholds["Hernia"] == 0.0
+    assert list(d.explanations) == ["Hernia", "Mass"]
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        random_predictor.diagnose(xray, thresholds=1.5)
+    with pytest.raises(ValueError, match="unknown label"):
+        random_predictor.diagnose(xray, thresholds={"Flu": 0.3})
+
+
+def test_probabilities_do_not_depend_on_the_explanations(random_predictor, xray):
+    """The batched forward pass that makes the maps gives the same probabilities as a plain one."""
+    plain = random_predictor.diagnose(xray, explain="none").probabilities
+    with_maps = random_predictor.diagnose(xray, explain="all").probabilities
+    assert with_maps == pytest.approx(plain, abs=1e-5)
+
+
+def test_concurrent_calls_match_sequential(random_predictor):
+    images = [chest_like(256, 256, seed=s) for s in range(4)]
+    expected = [(random_predictor.screen(im).confidences,
+                 random_predictor.diagnose(im, explain="top").probabilities) for im in images]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda im: (random_predictor.screen(im).confidences,
+                                        random_predictor.diagnose(im).probabilities), images))
+    for (s1, d1), (s2, d2) in zip(expected, got):
+        assert s1 == pytest.approx(s2, abs=1e-5) and d1 == pytest.approx(d2, abs=1e-5)
+
+
+@pytest.mark.parametrize("task", ["screening", "diagnosis"])
+def test_no_inplace_relu_and_cam_layer_exists(task):
+    from diachestxr.registry import get_spec
+
+    model = build_model(task)
+    assert not [m for m in model.modules() if isinstance(m, torch.nn.ReLU) and m.inplace]
+    model.get_submodule(get_spec(task).cam_layer)  # raises if the registry names a missing layer
+    assert not [m for m in model.modules() if isinstance(m, torch.nn.Sigmoid)]  # logits out
+
+
+def test_grad_cam_points_at_what_drives_the_output():
+    """Channel c of the CAM layer copies input channel c; logit c is that channel's mean. With
+    input channel 0 bright top-left and channel 1 bright bottom-right, class 0's map must
+    light up the top-left and class 1's the bottom-right."""
+    from diachestxr.explain import CamExplainer, class_target
+
+    class Toy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 1, bias=False)
+            with torch.no_grad():
+                self.conv.weight.zero_()
+                self.conv.weight[0, 0] = self.conv.weight[1, 1] = 1.0
+
+        def forward(self, x):
+            return torch.relu(self.conv(x)).mean((2, 3))
+
+    x = torch.zeros(3, 32, 32)
+    x[0, :16, :16] = 1.0
+    x[1, 16:, 16:] = 1.0
+    model = Toy()
+    _, maps = CamExplainer(model, model.conv).run(x, [class_target(0), class_target(1)])
+    assert maps[0][:16, :16].mean() > 0.9 and maps[0][16:, 16:].mean() < 0.1
+    assert maps[1][16:, 16:].mean() > 0.9 and maps[1][:16, :16].mean() < 0.1
