@@ -47,6 +47,7 @@ SOURCE_NAMES = {"local": "a local folder", "hub": "the Hugging Face Hub",
 QUEUE_CONCURRENCY = 2  # model calls per event at once; the CAM lock serialises each model anyway
 QUEUE_MAX_SIZE = 64  # beyond this, new requests are told the queue is full instead of waiting
 RESULT_TTL_S = 3600
+NO_RESULT = "Upload an image (or click a sample) to see the 14 probabilities."
 
 
 # ------------------------------------------------------------------------- loaded once
@@ -153,13 +154,20 @@ def screen(image: str, opacity: float = DEFAULT_ALPHA):
     return result, r.overlay, _write_json(result), state
 
 
+def _screen_clear():
+    """UI only: forget the previous image's result."""
+    return (None, None, "", None, gr.DownloadButton(value=None, interactive=False),
+            gr.Radio(value=None, interactive=False), None)
+
+
 def _screen_view(state: dict | None):
     """UI only: the label widget and the class picker after a run."""
     if not state:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     result = state["result"]
     label = result["label"]
-    caption = (f"Heatmap for **{label}**, the predicted class ({result['confidences'][label]:.0%}). "
+    caption = (f"Heatmap for **{label}**, the predicted class "
+               f"({result['confidences'][label]:.0%}). "
                "Warm colours mark the regions that raised this class's score.")
     return (result["confidences"], gr.Radio(value=label, interactive=True), caption,
             gr.DownloadButton(interactive=True))
@@ -221,14 +229,16 @@ def _rethreshold(calibrated: bool, threshold: float, opacity: float, state: dict
     return _run_diagnosis(state["image"], state["result"]["file"], calibrated, threshold, opacity)
 
 
-def _gallery_caption(result: dict, label: str) -> str:
-    p, t = result["probabilities"][label], result["thresholds"][label]
-    mark = "above" if label in result["findings"] else "below"
-    return f"{_pretty(label)}: {p:.0%} ({mark} threshold {t:.2f})"
-
-
 def _short_caption(result: dict, label: str) -> str:
-    return f"{'▲ ' if label in result['findings'] else ''}{_pretty(label)} {result['probabilities'][label]:.0%}"
+    """e.g. "▲ Effusion 71%" (▲: a finding, at or above its threshold)."""
+    mark = "▲ " if label in result["findings"] else ""
+    return f"{mark}{_pretty(label)} {result['probabilities'][label]:.0%}"
+
+
+def _diagnosis_clear():
+    """UI only: forget the previous image's result."""
+    return (NO_RESULT, "", None, None, gr.DownloadButton(value=None, interactive=False),
+            None, None)
 
 
 def _diagnosis_view(state: dict | None):
@@ -238,7 +248,8 @@ def _diagnosis_view(state: dict | None):
     result = state["result"]
     probs, thr, findings = result["probabilities"], result["thresholds"], result["findings"]
     if findings:
-        summary = (f"**{len(findings)} finding{'s' if len(findings) > 1 else ''} above threshold:** "
+        plural = "s" if len(findings) > 1 else ""
+        summary = (f"**{len(findings)} finding{plural} above threshold:** "
                    + ", ".join(f"{_pretty(l)} ({probs[l]:.0%})" for l in findings))
     else:
         top = next(iter(probs))
@@ -250,11 +261,13 @@ def _diagnosis_view(state: dict | None):
         rows.append(
             f"<tr class='{'hit' if hit else ''}'>"
             f"<td class='name'>{'▲ ' if hit else ''}{html.escape(_pretty(label))}</td>"
-            f"<td class='bar'><div class='track'><div class='fill' style='width:{p * 100:.1f}%'></div>"
+            f"<td class='bar'><div class='track'>"
+            f"<div class='fill' style='width:{p * 100:.1f}%'></div>"
             f"<div class='thr' style='left:{thr[label] * 100:.1f}%'></div></div></td>"
             f"<td class='num'>{p:.1%}</td><td class='num thrnum'>{thr[label]:.2f}</td></tr>")
     table = ("<table class='dx-table'><thead><tr><th>Label</th><th>Probability</th><th></th>"
-             "<th class='num'>Threshold</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+             "<th class='num'>Threshold</th></tr></thead><tbody>" + "".join(rows)
+             + "</tbody></table>"
              "<p class='dx-legend'>▲ bold, orange: a finding (probability at or above its "
              "threshold). The black tick on each bar marks the threshold.</p>")
     # open the gallery on the top-ranked map, large, with the others as thumbnails
@@ -267,18 +280,19 @@ def _diagnosis_pick(label: str | None, opacity: float, state: dict | None):
         return None, state
     if label not in state["cams"]:
         with _user_errors(state["result"]["file"]):
-            r = _predictor("diagnosis").diagnose(state["image"], thresholds=state["result"]["thresholds"],
-                                                 explain=[label])
+            r = _predictor("diagnosis").diagnose(
+                state["image"], thresholds=state["result"]["thresholds"], explain=[label])
         state["cams"][label] = _cam_u8(r.explanations[label].cam)
     return gr.Image(value=_overlay(state, label, opacity),
-                    label=f"Grad-CAM: {_gallery_caption(state['result'], label)}"), state
+                    label=f"Grad-CAM: {_short_caption(state['result'], label)}"), state
 
 
 def _diagnosis_opacity(label: str | None, opacity: float, state: dict | None):
     """UI only: new overlay opacity, from the maps already computed."""
     if not state:
         return gr.skip(), gr.skip()
-    gallery = [(_overlay(state, l, opacity), _short_caption(state["result"], l)) for l in state["top"]]
+    gallery = [(_overlay(state, label_, opacity), _short_caption(state["result"], label_))
+               for label_ in state["top"]]
     picked = _overlay(state, label, opacity) if label and label in state["cams"] else gr.skip()
     return gallery, picked
 
@@ -397,7 +411,7 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
                 s_overlay = gr.Image(label="Grad-CAM heatmap", type="numpy", format="png",
                                      interactive=False, height=420, elem_id="screen-overlay",
                                      buttons=["download", "fullscreen"])
-                s_caption = gr.Markdown(elem_classes=["small"])
+                s_caption = gr.Markdown(elem_classes=["small"], elem_id="screen-caption")
             with gr.Column(scale=4, min_width=280):
                 s_label = gr.Label(label="Prediction", num_top_classes=3, elem_id="screen-label")
                 s_class = gr.Radio(choices=list(get_spec("screening").labels),
@@ -412,16 +426,20 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
         with gr.Accordion("About the screening model", open=False):
             gr.Markdown(_model_card("screening"))
 
-        s_event = gr.on([s_run.click, s_file.upload], screen, inputs=[s_file, s_alpha],
-                        outputs=[s_json, s_overlay, s_download, s_state], api_name="screen")
+        # new input: clear the old result first (so an error never sits beside a stale one),
+        # then the API step, then the UI-only views
+        s_results = [s_label, s_overlay, s_caption, s_json, s_download, s_class, s_state]
+        s_clear = dict(fn=_screen_clear, outputs=s_results, queue=False, api_visibility="private")
+        s_step = dict(fn=screen, inputs=[s_file, s_alpha],
+                      outputs=[s_json, s_overlay, s_download, s_state])
         s_view = dict(fn=_screen_view, inputs=[s_state],
-                      outputs=[s_label, s_class, s_caption, s_download],
-                      api_visibility="private")
-        s_event.success(**s_view)
+                      outputs=[s_label, s_class, s_caption, s_download], api_visibility="private")
+        gr.on([s_run.click, s_file.upload], **s_clear).then(
+            **s_step, api_name="screen").success(**s_view)
         if s_examples is not None:
-            s_examples.load_input_event.then(
-                screen, inputs=[s_file, s_alpha], outputs=[s_json, s_overlay, s_download, s_state],
-                api_visibility="private").success(**s_view)
+            s_examples.load_input_event.then(**s_clear).then(
+                **s_step, api_visibility="private").success(**s_view)
+        s_file.clear(**s_clear)
         s_class.input(_screen_explain, inputs=[s_class, s_alpha, s_state],
                       outputs=[s_overlay, s_caption, s_state], api_visibility="private")
         s_alpha.release(_screen_explain, inputs=[s_class, s_alpha, s_state],
@@ -438,48 +456,54 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
                 d_run = gr.Button("Diagnose this X-ray", variant="primary", elem_id="diagnose-run")
                 d_examples = _examples("diagnosis", d_file)
                 with gr.Accordion("Decision thresholds", open=False):
-                    d_calibrated = gr.Checkbox(value=True, label="Use the calibrated per-label thresholds",
-                                               elem_id="diagnose-calibrated")
+                    d_calibrated = gr.Checkbox(value=True, elem_id="diagnose-calibrated",
+                                               label="Use the calibrated per-label thresholds")
                     d_threshold = gr.Slider(0.01, 0.99, value=0.5, step=0.01, interactive=False,
                                             label="One threshold for every label",
                                             elem_id="diagnose-threshold")
                 d_alpha = gr.Slider(0.0, 1.0, value=DEFAULT_ALPHA, step=0.05,
                                     label="Heatmap opacity", elem_id="diagnose-alpha")
             with gr.Column(scale=5, min_width=320):
-                d_summary = gr.Markdown("Upload an image to see the 14 probabilities.",
-                                        elem_id="diagnose-summary")
+                d_summary = gr.Markdown(NO_RESULT, elem_id="diagnose-summary")
                 d_table = gr.HTML(elem_id="diagnose-table")
                 d_download = gr.DownloadButton("Download result (JSON)", interactive=False,
                                                elem_id="diagnose-download")
                 with gr.Accordion("Result as JSON (what the /diagnose API returns)", open=False):
                     d_json = gr.JSON(label="result", show_label=False)
             with gr.Column(scale=5, min_width=320):
+                gr.Markdown("**Grad-CAM for the top-ranked labels** (▲ = finding; click a "
+                            "thumbnail to switch)", elem_classes=["small"])
                 d_gallery = gr.Gallery(label="Grad-CAM overlays: top-ranked labels", format="png",
                                        columns=3, height=420, object_fit="contain",
                                        interactive=False, buttons=["download", "fullscreen"],
                                        elem_id="diagnose-gallery")
-                d_pick = gr.Dropdown(choices=[(_pretty(l), l) for l in get_spec("diagnosis").labels],
+                d_pick = gr.Dropdown(choices=[(_pretty(label), label)
+                                              for label in get_spec("diagnosis").labels],
                                      value=None, label="Grad-CAM for any label",
                                      elem_id="diagnose-pick")
                 d_pick_image = gr.Image(label="Grad-CAM for the chosen label", type="numpy",
-                                        format="png", interactive=False, height=300,
+                                        format="png", interactive=False, height=280,
+                                        buttons=["download", "fullscreen"],
                                         elem_id="diagnose-pick-image")
         with gr.Accordion("About the diagnosis model", open=False):
             gr.Markdown(_model_card("diagnosis"))
 
         d_outputs = [d_json, d_gallery, d_download, d_state]
-        d_event = gr.on([d_run.click, d_file.upload], diagnose,
-                        inputs=[d_file, d_calibrated, d_threshold, d_alpha], outputs=d_outputs,
-                        api_name="diagnose")
-        d_after = [dict(fn=_diagnosis_view, inputs=[d_state], outputs=[d_summary, d_table, d_download, d_gallery],
-                        api_visibility="private"),
+        d_results = [d_summary, d_table, d_json, d_gallery, d_download, d_pick_image, d_state]
+        d_clear = dict(fn=_diagnosis_clear, outputs=d_results, queue=False,
+                       api_visibility="private")
+        d_step = dict(fn=diagnose, inputs=[d_file, d_calibrated, d_threshold, d_alpha],
+                      outputs=d_outputs)
+        d_after = [dict(fn=_diagnosis_view, inputs=[d_state], api_visibility="private",
+                        outputs=[d_summary, d_table, d_download, d_gallery]),
                    dict(fn=_diagnosis_pick, inputs=[d_pick, d_alpha, d_state],
                         outputs=[d_pick_image, d_state], api_visibility="private")]
-        d_event.success(**d_after[0]).success(**d_after[1])
+        gr.on([d_run.click, d_file.upload], **d_clear).then(**d_step, api_name="diagnose").success(
+            **d_after[0]).success(**d_after[1])
         if d_examples is not None:
-            d_examples.load_input_event.then(
-                diagnose, inputs=[d_file, d_calibrated, d_threshold, d_alpha], outputs=d_outputs,
-                api_visibility="private").success(**d_after[0]).success(**d_after[1])
+            d_examples.load_input_event.then(**d_clear).then(
+                **d_step, api_visibility="private").success(**d_after[0]).success(**d_after[1])
+        d_file.clear(**d_clear)
         d_calibrated.input(lambda calibrated: gr.Slider(interactive=not calibrated),
                            inputs=[d_calibrated], outputs=[d_threshold], api_visibility="private")
         gr.on([d_calibrated.input, d_threshold.release], _rethreshold,

@@ -65,6 +65,8 @@ def read_labelled_csv(csv_path: str | os.PathLike, task: str, split: str | None 
 
     paths = [csv_path.parent / r["path"] for r in rows]
     if not spec.multilabel:
+        for r in rows:
+            r["label"] = (r["label"] or "").strip()
         bad = sorted({r["label"] for r in rows} - set(spec.labels))
         if bad:
             first = next(i for i, r in enumerate(rows) if r["label"] in bad)

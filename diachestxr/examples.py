@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import tempfile
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,8 @@ def read_manifest(manifest: str | os.PathLike = MANIFEST) -> list[dict[str, str]
         rows = list(csv.DictReader(f))
     missing = [c for c in MANIFEST_FIELDS if rows and c not in rows[0]]
     if missing:
-        raise ValueError(f"{manifest}: missing column(s) {missing}; expected {list(MANIFEST_FIELDS)}")
+        raise ValueError(f"{manifest}: missing column(s) {missing}; "
+                         f"expected {list(MANIFEST_FIELDS)}")
     return rows
 
 
@@ -100,16 +102,17 @@ def _reachable(url: str, timeout: float = CONNECT_TIMEOUT_S) -> bool:
 
 
 def download(rows: list[dict[str, str]], folder: Path) -> None:
-    """Fetch the rows' images missing from `folder`; failures are logged and skipped."""
+    """Fetch the rows' images missing from `folder`; failures are logged and skipped.
+
+    Bounded: one connect check per host, and a host that times out (or refuses) once is not
+    tried again, so a blackholed or stalled network costs one timeout, not one per file."""
     todo = [r for r in rows if r.get("url") and _find(folder, r) is None]
-    if not todo:
-        return
-    checked: dict[str, bool] = {}
+    usable: dict[str, bool] = {}
     for row in todo:
         host = urlparse(row["url"]).hostname or ""
-        if host not in checked:
-            checked[host] = _reachable(row["url"])
-        if not checked[host]:
+        if host not in usable:
+            usable[host] = _reachable(row["url"])
+        if not usable[host]:
             continue
         target = folder / Path(urlparse(row["url"]).path).name
         try:
@@ -117,14 +120,17 @@ def download(rows: list[dict[str, str]], folder: Path) -> None:
             with urllib.request.urlopen(row["url"], timeout=DOWNLOAD_TIMEOUT_S) as response:
                 data = response.read(MAX_DOWNLOAD_BYTES + 1)
             if not data or len(data) > MAX_DOWNLOAD_BYTES:
-                raise OSError(f"unexpected size {len(data)} bytes")
+                raise ValueError(f"unexpected size {len(data)} bytes")
             # write-then-rename: a half-written file never looks like a sample
             with tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".part") as tmp:
                 tmp.write(data)
             os.replace(tmp.name, target)
             log.info("downloaded example %s", target.name)
-        except OSError as e:
+        except urllib.error.HTTPError as e:  # the host answers: only this file is missing
             log.warning("could not download example %s (%s); skipping it", row["url"], e)
+        except (OSError, ValueError) as e:  # timeouts, resets, refusals: give up on the host
+            log.warning("could not download example %s (%s); skipping %s", row["url"], e, host)
+            usable[host] = False
 
 
 def examples_folder(rows: list[dict[str, str]] | None = None, allow_download: bool | None = None
@@ -142,7 +148,8 @@ def examples_folder(rows: list[dict[str, str]] | None = None, allow_download: bo
         return REPO_EXAMPLES_DIR
     folder = cache_dir()
     if allow_download is None:
-        allow_download = os.environ.get("DIACHESTXR_EXAMPLES_DOWNLOAD", "1").lower() not in ("0", "false", "no")
+        setting = os.environ.get("DIACHESTXR_EXAMPLES_DOWNLOAD", "1").lower()
+        allow_download = setting not in ("0", "false", "no", "off")
     if allow_download and rows:
         download(rows, folder)
     return folder if folder.is_dir() else None

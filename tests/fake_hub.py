@@ -79,8 +79,8 @@ class FakeHub:
         Handler.hub = hub
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=lambda: self._server.serve_forever(poll_interval=0.05), name="fake-hub",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        name="fake-hub", daemon=True)
         self._thread.start()
         return self
 
@@ -104,7 +104,7 @@ class FakeHub:
                 repo = self.repos[repo_id] = Repo(private=private)
                 # Like the Hub: a new repo starts with one commit holding .gitattributes.
                 sha = self._new_sha(repo_id)
-                repo.commits[sha] = {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"}
+                repo.commits[sha] = {".gitattributes": b"*.safetensors filter=lfs -text\n"}
                 repo.branches["main"] = sha
             return repo
 
@@ -116,7 +116,8 @@ class FakeHub:
             tree = dict(repo.commits[parent])
             for path, data in files.items():
                 if data is None:
-                    tree = {p: d for p, d in tree.items() if p != path and not p.startswith(path.rstrip("/") + "/")}
+                    folder = path.rstrip("/") + "/"
+                    tree = {p: d for p, d in tree.items() if p != path and not p.startswith(folder)}
                 else:
                     tree[path] = data
             sha = self._new_sha(repo_id)

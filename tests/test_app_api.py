@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -42,8 +41,9 @@ def running_app(weights_dir: Path, examples_dir: Path | None, log_path: Path) ->
            "HF_HUB_OFFLINE": "1", "DIACHESTXR_EXAMPLES_DOWNLOAD": "0", "PYTHONUNBUFFERED": "1"}
     if examples_dir is not None:
         env["DIACHESTXR_EXAMPLES_DIR"] = str(examples_dir)
-    else:
+    else:  # no sample images anywhere (and no download)
         env.pop("DIACHESTXR_EXAMPLES_DIR", None)
+        env["DIACHESTXR_CACHE_DIR"] = str(log_path.parent / "cache")
     url = f"http://127.0.0.1:{port}/"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
@@ -52,7 +52,8 @@ def running_app(weights_dir: Path, examples_dir: Path | None, log_path: Path) ->
             deadline = time.monotonic() + STARTUP_TIMEOUT_S
             while True:
                 if proc.poll() is not None:
-                    pytest.fail(f"app.py exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+                    pytest.fail(f"app.py exited with {proc.returncode}:\n"
+                                f"{log_path.read_text()[-3000:]}")
                 try:
                     with urllib.request.urlopen(url + "gradio_api/info", timeout=5) as r:
                         if r.status == 200:
@@ -141,6 +142,19 @@ def test_screen_opacity_zero_gives_the_plain_image(client, examples_dir):
     assert r == g == b  # no heatmap colour at opacity 0
 
 
+def test_screen_accepts_dicom(client, examples_dir, tmp_path):
+    import numpy as np
+
+    from tests.images import dicom_file
+
+    with Image.open(examples_dir / "4fed5061.jpg") as im:
+        pixels = np.asarray(im.convert("L"), np.uint16) * 257  # 16-bit, 512x419
+    dcm = dicom_file(tmp_path / "chest.dcm", pixels)
+    result, overlay, result_file = client.predict(_file(dcm), api_name="/screen")
+    assert result["label"] in SCREENING_CLASSES and result["file"] == "chest.dcm"
+    assert aspect(overlay) == pytest.approx(pixels.shape[1] / pixels.shape[0], rel=0.01)
+
+
 def test_diagnose(client, examples_dir):
     image = examples_dir / "00005610_000.jpg"
     result, overlays, result_file = client.predict(_file(image), api_name="/diagnose")
@@ -193,7 +207,8 @@ def test_page_carries_the_notice_and_the_model_source(app_url):
 
 
 def test_missing_weights_give_a_clear_message_not_random_weights(tmp_path, examples_dir):
-    """No checkpoint anywhere: the app still starts, says why, and refuses to predict."""
+    """No checkpoint anywhere: the app still starts, says why, and refuses to predict.
+    Also the app with no sample images at all."""
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
@@ -205,10 +220,62 @@ def test_missing_weights_give_a_clear_message_not_random_weights(tmp_path, examp
             client.predict(_file(examples_dir / "IM-0127-0001.jpeg"), api_name="/screen")
         assert "not available" in str(err.value) and "screening" in str(err.value)
         with urllib.request.urlopen(url + "config", timeout=10) as r:
-            assert "model is not loaded" in r.read().decode()
+            config = r.read().decode()
+        assert "model is not loaded" in config and "not for clinical use" in config
+        assert "Sample images" not in config  # no examples: no examples block, no failure
 
 
 def _file(path: Path):
     from gradio_client import handle_file
 
     return handle_file(str(path))
+
+
+# ------------------------------------------------------------- sample images (no server)
+def test_manifest_lists_the_shared_examples_with_their_labels(examples_dir):
+    import csv
+
+    from diachestxr.examples import MANIFEST_FIELDS, read_manifest
+
+    rows = read_manifest()
+    assert rows and set(rows[0]) == set(MANIFEST_FIELDS)
+    with (examples_dir / "labels.csv").open(newline="") as f:
+        shared = {r["file"]: r for r in csv.DictReader(f)}
+    assert {r["file"] for r in rows} == set(shared)
+    for row in rows:
+        assert row["label"] == shared[row["file"]]["label"]
+        assert row["url"] == shared[row["file"]]["source_url"]
+        assert row["task"] in ("screening", "diagnosis") and row["license"] and row["attribution"]
+        labels = SCREENING_CLASSES if row["task"] == "screening" else (*NIH_LABELS, "No Finding")
+        assert set(row["label"].split("|")) <= set(labels)
+    # the images themselves are never committed
+    assert not [p for p in (ROOT / "examples").iterdir() if p.suffix.lower() != ".csv"]
+
+
+def test_examples_come_from_the_examples_dir(monkeypatch, examples_dir):
+    from diachestxr.examples import list_examples
+
+    monkeypatch.setenv("DIACHESTXR_EXAMPLES_DIR", str(examples_dir))
+    found = list_examples()
+    assert len(found) == 11 and all(e.path.is_file() for e in found)
+    assert {e.task for e in list_examples("screening")} == {"screening"}
+    assert len(list_examples("diagnosis")) == 5
+
+
+def test_no_examples_and_a_stalled_host_cost_little(monkeypatch, tmp_path):
+    """A host that accepts connections but never answers costs one timeout, not one per file."""
+    from diachestxr import examples
+
+    monkeypatch.delenv("DIACHESTXR_EXAMPLES_DIR", raising=False)
+    monkeypatch.setenv("DIACHESTXR_CACHE_DIR", str(tmp_path / "cache"))
+    assert examples.list_examples(allow_download=False) == []
+    monkeypatch.setattr(examples, "DOWNLOAD_TIMEOUT_S", 0.5)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)  # accepts (in the kernel backlog), never replies
+        port = server.getsockname()[1]
+        rows = [{"file": f"x{i}.jpg", "url": f"http://127.0.0.1:{port}/x{i}.png"} for i in range(5)]
+        t0 = time.monotonic()
+        examples.download(rows, tmp_path / "cache" / "examples")
+        assert time.monotonic() - t0 < 2.0
+    assert not list((tmp_path / "cache" / "examples").glob("*"))

@@ -62,9 +62,9 @@ def output_dir() -> Path:
     return OUTPUT
 
 
-def screenshot(page, output_dir: Path, name: str) -> Path:
+def screenshot(page, output_dir: Path, name: str, full_page: bool = True) -> Path:
     path = output_dir / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     print(f"screenshot: {path}")
     return path
 
@@ -76,7 +76,8 @@ def test_page_shows_notice_tabs_and_models(page):
 
 
 def test_screening_tab(page, examples_dir, output_dir):
-    page.locator("#screen-file input[type=file]").set_input_files(str(examples_dir / "4fed5061.jpg"))
+    upload = page.locator("#screen-file input[type=file]")
+    upload.set_input_files(str(examples_dir / "4fed5061.jpg"))
     label = page.locator("#screen-label")
     # the gr.Label heading shows the predicted class once the result is in
     heading = label.locator("[data-testid=label-output-value]")
@@ -88,20 +89,21 @@ def test_screening_tab(page, examples_dir, output_dir):
     heatmap = page.locator("#screen-overlay img")
     heatmap.wait_for()
     assert heatmap.evaluate("img => img.complete && img.naturalWidth") > 0
-    page.get_by_text(f"Heatmap for {predicted}").wait_for()
+    page.locator("#screen-caption").get_by_text(f"Heatmap for {predicted}").wait_for()
     screenshot(page, output_dir, "screening")
 
     # the map for another class, on request
     other = next(c for c in SCREENING_CLASSES if c != predicted)
     page.locator("#screen-class").get_by_text(other).click()
-    page.get_by_text(f"Heatmap for {other}").wait_for()
+    page.locator("#screen-caption").get_by_text(f"Heatmap for {other}").wait_for()
 
     # a sample image: one click loads and analyses it
     before = heatmap.get_attribute("src")
     page.locator("#screening-examples button.gallery-item").nth(2).click()
     page.locator("#screen-file").get_by_text("person1000_bact").wait_for()  # the name is ellipsised
-    page.wait_for_function("before => document.querySelector('#screen-overlay img').src != before",
-                           arg=before)
+    page.wait_for_function(  # the old result is cleared first, then the new overlay arrives
+        "before => { const img = document.querySelector('#screen-overlay img');"
+        " return img !== null && img.src !== before; }", arg=before)
     heading.wait_for()
 
 
@@ -128,7 +130,9 @@ def test_bad_upload_shows_our_message(page, output_dir, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is a text file, not an X-ray\n")
     page.locator("#screen-file input[type=file]").set_input_files(str(bad))
-    toast = page.get_by_text("not a recognised image file").first
+    toast = page.locator("[data-testid=toast-text]").filter(has_text="not a recognised image file")
     toast.wait_for()
+    assert "notes.png" in toast.inner_text()
     assert page.get_by_text("Traceback").count() == 0
-    screenshot(page, output_dir, "error")
+    page.wait_for_timeout(800)  # the toast slides in
+    screenshot(page, output_dir, "error", full_page=False)  # the toast is fixed to the viewport

@@ -188,7 +188,9 @@ def test_unreachable_hub_costs_at_most_3s_more_than_offline(random_weights_dir):
     offline = run_once({"HF_HUB_OFFLINE": "1"}, str(random_weights_dir))
     for result in (offline, unreachable):
         assert [s.split(":")[0] for s in result["sources"].values()] == ["bundled", "bundled"]
-    assert unreachable["load_s"] - offline["load_s"] <= 3.0, (offline, unreachable)
+    # Building the networks costs the same in both; the Hub's cost is in resolving where the
+    # weights are, which is measured apart from CPU-bound (and on a busy machine noisy) loading.
+    assert unreachable["resolve_s"] - offline["resolve_s"] <= 3.0, (offline, unreachable)
     assert "unreachable" in unreachable["stderr"]  # the fallback is logged, not silent
 
 

@@ -61,12 +61,13 @@ LIMITATIONS = {
         "on this split by recognising age or hospital instead of disease — the classic shortcut "
         "of COVID-19 X-ray classifiers (DeGrave et al., Nature Machine Intelligence 2021). Test "
         "scores on this split overstate real-world performance; a healthy adult radiograph may "
-        "be called COVID-19. Check the model card's adult-normal numbers and the Grad-CAM maps.",
+        "be called COVID-19. Look at the specificity on adult normal radiographs (under Metrics, "
+        "where measured) and at the Grad-CAM maps.",
         "COVID-19 images come from several small public collections of varying quality "
         "(some are figures from publications).",
     ],
     "diagnosis": [
-        "500 training images is a tiny slice of ChestX-ray14; per-label AUROC on the 50 test "
+        "500 images (400 for training) are a tiny slice of ChestX-ray14; per-label AUROC on the 50 test "
         "images is very noisy (several labels have only a handful of positives).",
         "NIH labels were text-mined from radiology reports and are known to be noisy; one "
         "hospital (NIH Clinical Center), mostly PA/AP adult views.",
@@ -182,7 +183,7 @@ def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | No
             f"- Files: `{spec.filename}` (safetensors, fp16 storage) and `{spec.config_filename}` "
             "(labels, preprocessing, thresholds, training record).",
             f"- Initialisation: `{tcfg.get('init', 'not recorded')}`"
-            + (" (ImageNet weights could not be downloaded on the training machine)"
+            + (" (random initialisation, no ImageNet pre-training)"
                if tcfg.get("init") == "scratch" else "") + ".", ""]
 
     out += ["## Training data", ""]
@@ -203,9 +204,10 @@ def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | No
         out += ["Exact command:", "", "```bash", training["command"], "```", ""]
     else:
         out += ["The training command was not recorded in the config.", ""]
+    wall = training.get("wall_time_s")
     facts = [("epochs run", training.get("epochs_run")), ("best epoch", training.get("best_epoch")),
-             ("wall time", f"{training['wall_time_s'] / 60:.1f} min" if training.get("wall_time_s")
-              else None)]
+             ("wall time", None if wall is None else
+              f"{wall / 60:.1f} min" if wall >= 60 else f"{wall:.0f} s")]
     facts += [(k, tcfg.get(k)) for k in ("epochs", "batch_size", "lr", "weight_decay",
                                          "input_size", "samples_per_epoch", "seed") if tcfg.get(k)]
     out += [f"- {k}: {v}" for k, v in facts if v is not None]
@@ -219,7 +221,8 @@ def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | No
                 + ", ".join(f"{k} {_fmt(v)}" for k, v in validation.items()
                             if k not in ("lr", "elapsed_s")), ""]
     if config.get("test_metrics"):
-        out += ["Test split (recorded in the config):", ""] + _metrics_table(config["test_metrics"]) + [""]
+        out += ["Test split (recorded in the config):", ""]
+        out += _metrics_table(config["test_metrics"]) + [""]
     if eval_metrics:
         out += ["`python -m diachestxr evaluate` output shipped with this run:", ""]
         out += _metrics_table(eval_metrics) + [""]
@@ -241,7 +244,7 @@ def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | No
     out.append("")
 
     out += ["## Use", "", "```python", "from diachestxr import Predictor",
-            "p = Predictor()  # resolves DIACHESTXR_HUB_REPO@DIACHESTXR_HUB_REVISION, then the bundled weights",
+            "p = Predictor()  # DIACHESTXR_HUB_REPO@DIACHESTXR_HUB_REVISION, else the bundled weights",
             ("print(p.diagnose('xray.png').findings)" if spec.multilabel
              else "print(p.screen('xray.png').label)"), "```", ""]
     if repo_id:

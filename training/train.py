@@ -32,7 +32,8 @@ from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
-from diachestxr.metrics import mean_auroc, youden_threshold
+from diachestxr.metrics import (balanced_accuracy, diagnosis_metrics, screening_metrics,
+                                 youden_threshold)
 from diachestxr.models import build_model
 from diachestxr.registry import ModelSpec, get_spec
 from diachestxr.transforms import TRAIN_CACHE_SCALE, eval_tensor, train_transform
@@ -153,14 +154,11 @@ def predict_eval(model: nn.Module, images: np.ndarray, spec: ModelSpec, device, 
 
 def validation_score(spec: ModelSpec, probs: np.ndarray, records: list[Record]) -> dict:
     if spec.multilabel:
-        targets = np.stack([r.target for r in records])
-        return {"mean_auroc": mean_auroc(targets, probs)}
-    y = np.array([int(r.target) for r in records])
-    onehot = np.eye(len(spec.labels))[y]
-    recall = [float((probs[y == c].argmax(1) == c).mean()) for c in range(len(spec.labels))
-              if (y == c).any()]
-    return {"macro_auroc": mean_auroc(onehot, probs), "accuracy": float((probs.argmax(1) == y).mean()),
-            "balanced_accuracy": float(np.mean(recall))}
+        report = diagnosis_metrics(np.stack([r.target for r in records]), probs, spec.labels)
+        return {"mean_auroc": report["mean_auroc"]}
+    report = screening_metrics(np.array([int(r.target) for r in records]), probs, spec.labels)
+    return {"macro_auroc": report["macro_auroc"], "accuracy": report["accuracy"],
+            "balanced_accuracy": balanced_accuracy(report)}
 
 
 def train(cfg: TrainConfig) -> Path:

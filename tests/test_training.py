@@ -1,0 +1,147 @@
+"""`python -m training.train` end to end with a tiny setting, resuming, and the reader of
+the official NIH ChestX-ray14 layout."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diachestxr.labels import NIH_LABELS
+from diachestxr.registry import get_spec
+from diachestxr.weights import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--limit", "12", "--epochs", "2", "--batch-size", "4", "--input-size", "64",
+        "--init", "scratch"]
+
+
+def _args(task: str, data_dir: Path, out: Path, cache: Path) -> list[str]:
+    return ["--task", task, "--data", str(data_dir / task / "labels.csv"), "--out", str(out),
+            "--cache-dir", str(cache), *TINY]
+
+
+@pytest.fixture(scope="module")
+def runs(data_dir, tmp_path_factory) -> dict[str, Path]:
+    """Both tasks trained by the real command line, the two processes side by side."""
+    base = tmp_path_factory.mktemp("train")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = {}
+    for task in ("screening", "diagnosis"):
+        cmd = [sys.executable, "-m", "training.train", *_args(task, data_dir, base / task, base / "cache")]
+        procs[task] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+    for task, proc in procs.items():
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, f"{task}:\n{err[-3000:]}"
+        assert out.strip().splitlines()[-1] == str(base / task)  # prints the run folder
+    return {task: base / task for task in procs}
+
+
+@pytest.mark.parametrize("task", ["screening", "diagnosis"])
+def test_train_writes_a_loadable_run(runs, task):
+    run = runs[task]
+    spec = get_spec(task)
+    assert (run / spec.filename).is_file() and (run / spec.config_filename).is_file()
+    assert (run / "state.pt").is_file()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all("train_loss" in r and np.isfinite(r["train_loss"]) for r in rows)
+    config = json.loads((run / spec.config_filename).read_text())
+    assert config["input_size"] == 64 and config["labels"] == list(spec.labels)
+    assert config["training"]["command"].startswith("python -m training.train --task " + task)
+    assert config["training"]["config"]["init"] == "scratch"
+    if spec.multilabel:
+        assert set(config["thresholds"]) == set(NIH_LABELS)
+    loaded = load_checkpoint(run / spec.filename, task)  # the package loads what training wrote
+    assert loaded.spec.input_size == 64
+
+
+def test_resume_continues_from_state(runs, data_dir, tmp_path, caplog):
+    from training.train import main
+
+    run = runs["screening"]
+    args = _args("screening", data_dir, run, run.parent / "cache")
+    args[args.index("--epochs") + 1] = "3"
+    with caplog.at_level("INFO", logger="training"):
+        main([*args, "--resume"])
+    assert "resumed from" in caplog.text and "at epoch 2" in caplog.text
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]  # epochs 1-2 not repeated
+
+
+# ------------------------------------------------------------------- NIH official layout
+def _nih_layout(root: Path) -> Path:
+    """A miniature of the NIH download: Data_Entry_2017.csv, train_val_list.txt,
+    test_list.txt and images_00N/images/*.png."""
+    entries = [("00000001_000.png", "Cardiomegaly|Effusion", "1"),
+               ("00000001_001.png", "No Finding", "1"),
+               ("00000002_000.png", "Pleural_Thickening", "2"),
+               ("00000003_000.png", "Hernia|Mass|Nodule", "3"),
+               ("00000004_000.png", "No Finding", "4"),      # in test_list.txt
+               ("00000005_000.png", "Atelectasis", "5")]     # listed but not downloaded
+    rng = np.random.default_rng(0)
+    for i, (name, _, _) in enumerate(entries[:5]):
+        folder = root / f"images_00{1 + i // 3}" / "images"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).save(folder / name)
+    with (root / "Data_Entry_2017.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age",
+                    "Patient Gender", "View Position", "OriginalImage[Width", "Height]",
+                    "OriginalImagePixelSpacing[x", "y]"])
+        for name, findings, patient in entries:
+            w.writerow([name, findings, name[9:12].lstrip("0") or "0", patient, "58", "M", "PA",
+                        "2500", "2048", "0.143", "0.143"])
+    (root / "train_val_list.txt").write_text("\n".join(
+        e[0] for e in entries if e[0] != "00000004_000.png") + "\n")
+    (root / "test_list.txt").write_text("00000004_000.png\n")
+    return root / "Data_Entry_2017.csv"
+
+
+def test_read_nih_table(tmp_path):
+    from training.data import read_nih_table
+
+    table = _nih_layout(tmp_path)
+    records = read_nih_table(table, tmp_path, tmp_path / "train_val_list.txt")
+    by_name = {r.path.name: r for r in records}
+    # test_list images and images missing on disk are left out
+    assert sorted(by_name) == ["00000001_000.png", "00000001_001.png", "00000002_000.png",
+                               "00000003_000.png"]
+    def positives(name):
+        return [NIH_LABELS[i] for i in np.flatnonzero(by_name[name].target)]
+    assert positives("00000001_000.png") == ["Cardiomegaly", "Effusion"]
+    assert positives("00000001_001.png") == []  # "No Finding"
+    assert positives("00000002_000.png") == ["Pleural_Thickening"]
+    assert positives("00000003_000.png") == ["Mass", "Nodule", "Hernia"]
+    assert by_name["00000003_000.png"].path.parent.parent.name == "images_002"
+    assert by_name["00000001_000.png"].target.dtype == np.float32
+
+    test = read_nih_table(table, tmp_path, tmp_path / "test_list.txt")
+    assert [r.path.name for r in test] == ["00000004_000.png"]
+
+
+def test_read_nih_table_rejects_unknown_findings(tmp_path):
+    from training.data import read_nih_table
+
+    table = _nih_layout(tmp_path)
+    table.write_text(table.read_text().replace("Pleural_Thickening", "Pleural Thickening"))
+    with pytest.raises(ValueError, match="Pleural Thickening"):
+        read_nih_table(table, tmp_path)
+
+
+def test_nih_table_splits_patient_wise(tmp_path):
+    from training.train import TrainConfig, load_splits
+
+    table = _nih_layout(tmp_path)
+    train, val = load_splits(TrainConfig(task="diagnosis", data=str(table), nih_val_fraction=0.34))
+    assert len(train) + len(val) == 4 and val
+    patients = lambda recs: {r.meta["Patient ID"] for r in recs}  # noqa: E731
+    assert not patients(train) & patients(val)  # patient 1's two images stay together

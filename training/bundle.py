@@ -1,0 +1,96 @@
+"""Bundle a trained run into diachestxr/weights/ (what a fresh install and the app use).
+
+    python -m training.bundle runs/screening --data ../shared/data [--note "..."] [--force]
+
+Replaces the bundled checkpoint only when the run is better on the validation split (the
+test split never chooses a model). Evaluates the run on the test split with
+`diachestxr evaluate`, adds those metrics, the training data and limitations to the config,
+and writes the model card <task>.md beside the weights. For screening it also measures the
+age/hospital shortcut on adult radiographs from another hospital: the NIH test images,
+all taken before COVID-19 existed, so every COVID-19 call on them is a false positive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+
+from diachestxr.evaluate import evaluate_csv, predict_files, read_labelled_csv
+from diachestxr.labels import SCREENING_CLASSES
+from diachestxr.weights import BUNDLED_DIR, load_checkpoint
+
+from .push_to_hub import DATA, find_checkpoints, model_card
+
+SCORE = {"screening": "macro_auroc", "diagnosis": "mean_auroc"}
+
+
+def adult_check(weights_file: Path, data: Path) -> dict:
+    """How the screening model treats adult non-COVID radiographs it never trained on."""
+    loaded = load_checkpoint(weights_file, "screening")
+    paths, targets = read_labelled_csv(data / "diagnosis" / "labels.csv", "diagnosis", "test")
+    pred = predict_files(loaded, paths).argmax(1)
+    no_finding = targets.sum(1) == 0
+    covid, normal = SCREENING_CLASSES.index("COVID-19"), SCREENING_CLASSES.index("Normal")
+    return {
+        "data": "NIH ChestX-ray14 test split of ../shared/data/diagnosis: adults, NIH Clinical "
+                "Center, 1992-2015 (before COVID-19: any COVID-19 call is a false positive)",
+        "n": int(len(paths)),
+        "called_covid19": int((pred == covid).sum()),
+        "called_covid19_rate": round(float((pred == covid).mean()), 4),
+        "no_finding_n": int(no_finding.sum()),
+        "no_finding_called_normal": int((pred[no_finding] == normal).sum()),
+        "no_finding_called_covid19": int((pred[no_finding] == covid).sum()),
+    }
+
+
+def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False) -> list[Path]:
+    written = []
+    for task, (weights, _, config) in find_checkpoints(run_dir).items():
+        score = SCORE[task]
+        current = BUNDLED_DIR / weights.name
+        if current.is_file() and not force:
+            old = json.loads(current.with_suffix(".json").read_text()).get("validation", {}).get(score)
+            new = config.get("validation", {}).get(score)
+            if old is not None and (new is None or new <= old):
+                print(f"{task}: validation {score} {new} is not better than the bundled {old}; "
+                      "kept the bundled checkpoint (use --force to replace it)")
+                continue
+        config["test_metrics"] = evaluate_csv(task, data / task / "labels.csv", split="test",
+                                              weights_dir=run_dir, out=run_dir / f"{task}_test_metrics.json",
+                                              plots_dir=run_dir / "plots")
+        config["training_data"] = DATA[task]
+        if task == "screening":
+            config["adult_check"] = check = adult_check(weights, data)
+            notes = [f"Shortcut check: of {check['n']} adult NIH test radiographs (another "
+                     f"hospital, taken before COVID-19) the model calls {check['called_covid19']} "
+                     f"COVID-19 ({check['called_covid19_rate']:.0%}); of the {check['no_finding_n']} "
+                     f"with no finding it calls {check['no_finding_called_normal']} Normal and "
+                     f"{check['no_finding_called_covid19']} COVID-19."] + notes
+        config["limitations"] = notes
+        BUNDLED_DIR.mkdir(exist_ok=True)
+        shutil.copy(weights, BUNDLED_DIR / weights.name)
+        (BUNDLED_DIR / weights.with_suffix(".json").name).write_text(json.dumps(config, indent=2) + "\n")
+        (BUNDLED_DIR / f"{task}.md").write_text(model_card(config) + "\n")
+        written += [BUNDLED_DIR / weights.name, BUNDLED_DIR / f"{task}.md"]
+        print(f"{task}: bundled {weights} (test {score} {config['test_metrics'][score]})")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--note", action="append", default=[],
+                        help="a limitation or observation for the model card (repeatable)")
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args(argv)
+    bundle(args.run_dir, args.data, args.note, args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
