@@ -20,7 +20,6 @@ import logging
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,6 +259,11 @@ def train(cfg: TrainConfig) -> Path:
         if stale >= cfg.patience:
             log.info("early stop: no better %s for %d epochs", score_name, stale)
             break
+    if main and (out / spec.config_filename).is_file():
+        # the checkpoint's config was written at its best epoch: record the whole run
+        config = json.loads((out / spec.config_filename).read_text())
+        config["training"].update(epochs_run=len(history), wall_time_s=round(time.time() - t0, 1))
+        (out / spec.config_filename).write_text(json.dumps(config, indent=2) + "\n")
     if distributed:
         dist.destroy_process_group()
     return out
@@ -268,7 +272,7 @@ def train(cfg: TrainConfig) -> Path:
 def run_config(cfg: TrainConfig, spec: ModelSpec, val_probs: np.ndarray, val_recs: list[Record],
                history: list, t0: float) -> dict:
     """What goes into <task>.json beside the weights (see diachestxr.weights)."""
-    config = {"training": {"command": "python -m training.train " + " ".join(sys.argv[1:]),
+    config = {"training": {"command": command_line(cfg),
                            "config": dataclasses.asdict(cfg), "epochs_run": len(history),
                            "best_epoch": history[-1]["epoch"],
                            "wall_time_s": round(time.time() - t0, 1)},
@@ -279,6 +283,19 @@ def run_config(cfg: TrainConfig, spec: ModelSpec, val_probs: np.ndarray, val_rec
         config["thresholds"] = {l: youden_threshold(targets[:, i], val_probs[:, i])
                                 for i, l in enumerate(spec.labels)}
     return config
+
+
+def command_line(cfg: TrainConfig) -> str:
+    """The command that reproduces `cfg` (its non-default fields), also when called from Python."""
+    defaults = TrainConfig()
+    args = []
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        if f.name == "notes" or (value == getattr(defaults, f.name) and f.name not in ("task", "data")):
+            continue
+        flag = f"--{f.name.replace('_', '-')}"
+        args.append(flag if isinstance(value, bool) else f"{flag} {value}")
+    return "python -m training.train " + " ".join(args)
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
