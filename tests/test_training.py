@@ -77,6 +77,21 @@ def test_resume_continues_from_state(runs, data_dir, tmp_path, caplog):
     assert [r["epoch"] for r in rows] == [1, 2, 3]  # epochs 1-2 not repeated
 
 
+def test_distributed_data_parallel_with_torchrun(data_dir, tmp_path):
+    """Two processes (gloo on CPU; nccl on GPUs) train one model and stop together."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m",
+           "training.train", *_args("diagnosis", data_dir, out, tmp_path / "cache"), "--patience", "1"]
+    cmd[cmd.index("--epochs") + 1] = "3"
+    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "device cpu x2" in proc.stderr
+    assert (out / "diagnosis.safetensors").is_file()
+    rows = (out / "metrics.jsonl").read_text().splitlines()  # rank 0 alone validates and logs
+    assert 1 <= len(rows) <= 3
+
+
 # ------------------------------------------------------------------- NIH official layout
 def _nih_layout(root: Path) -> Path:
     """A miniature of the NIH download: Data_Entry_2017.csv, train_val_list.txt,

@@ -237,25 +237,28 @@ def train(cfg: TrainConfig) -> Path:
             scheduler.step()
             total, n = total + loss.item() * len(x), n + len(x)
             bar.set_postfix(loss=f"{total / n:.4f}")
-        if not main:
-            continue
-        probs = predict_eval(model, val_imgs, spec, device)
-        scores = validation_score(spec, probs, val_recs)
-        row = {"epoch": epoch + 1, "train_loss": total / max(n, 1), **scores,
-               "lr": scheduler.get_last_lr()[0], "elapsed_s": round(time.time() - t0, 1)}
-        history.append(row)
-        with (out / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        log.info("epoch %d: %s", epoch + 1, json.dumps(row))
-        score = scores[score_name] if scores[score_name] is not None else -row["train_loss"]
-        if score > best:
-            best, stale = score, 0
-            save_checkpoint(model, run_config(cfg, spec, probs, val_recs, history, t0), out, spec)
-        else:
-            stale += 1
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best,
-                    "stale": stale, "history": history}, state_file)
+        if main:
+            probs = predict_eval(model, val_imgs, spec, device)
+            scores = validation_score(spec, probs, val_recs)
+            row = {"epoch": epoch + 1, "train_loss": total / max(n, 1), **scores,
+                   "lr": scheduler.get_last_lr()[0], "elapsed_s": round(time.time() - t0, 1)}
+            history.append(row)
+            with (out / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            log.info("epoch %d: %s", epoch + 1, json.dumps(row))
+            score = scores[score_name] if scores[score_name] is not None else -row["train_loss"]
+            if score > best:
+                best, stale = score, 0
+                save_checkpoint(model, run_config(cfg, spec, probs, val_recs, history, t0), out, spec)
+            else:
+                stale += 1
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best,
+                        "stale": stale, "history": history}, state_file)
+        if distributed:  # every rank must leave the loop at the same epoch
+            flag = torch.tensor([stale], device=device)
+            dist.broadcast(flag, src=0)
+            stale = int(flag.item())
         if stale >= cfg.patience:
             log.info("early stop: no better %s for %d epochs", score_name, stale)
             break

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The runs behind the bundled checkpoints, as run on a 2-core CPU machine with no GPU and no
+# access to ImageNet weights (hence --init scratch). Online, drop --init (default: imagenet).
+# Two chains ran side by side, one thread each; the wall times are in each checkpoint's card.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+S=${DATA:-../shared/data}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+# Screening: AlexNet from scratch; adult NIH normals/pneumonias join the training data to
+# break the "adult means COVID-19" shortcut; class- and age-group-balanced sampling.
+python -m training.train --task screening --data $S/screening/labels.csv \
+  --extra-adults $S/diagnosis/labels.csv --init scratch --epochs 14 --samples-per-epoch 4000 \
+  --lr 3e-4 --patience 6 --out runs/screening &
+
+# Diagnosis: a DenseNet121 first learns chest X-rays on the screening data (4,700+ images),
+# then its backbone starts the 14-label NIH model (400 training images).
+( python -m training.train --task screening --arch densenet121 --data $S/screening/labels.csv \
+    --extra-adults $S/diagnosis/labels.csv --init scratch --epochs 4 --samples-per-epoch 1500 \
+    --lr 1e-3 --batch-size 24 --out runs/densenet-pretrain &&
+  python -m training.train --task diagnosis --data $S/diagnosis/labels.csv \
+    --init runs/densenet-pretrain --epochs 16 --lr 3e-4 --batch-size 16 --patience 6 \
+    --out runs/diagnosis ) &
+wait
+
+# Evaluate on the test split, then bundle if better on validation than what is bundled.
+python -m training.bundle runs/screening --data $S
+python -m training.bundle runs/diagnosis --data $S
