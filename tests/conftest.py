@@ -4,7 +4,14 @@ a missing ../shared is a failure, never a skip."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -13,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DIACHESTXR_SHARED", ROOT.parent / "shared"))
 EXAMPLES = SHARED / "examples"
 DATA = SHARED / "data"
+STARTUP_TIMEOUT_S = 180  # importing torch + gradio and building two models on a busy CPU
 
 
 def _require(path: Path) -> Path:
@@ -62,3 +70,68 @@ def random_predictor(random_weights_dir):
 def _no_hub(monkeypatch):
     """Tests never reach the real Hub; tests of the Hub path point HF_ENDPOINT at a local server."""
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+# ------------------------------------------------------------------ the real app
+STARTUP_TIMEOUT_S = 180  # importing torch + gradio and building two models on a busy CPU
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(weights_dir: Path | None, examples_dir: Path | None, log_path: Path) -> Iterator[str]:
+    """Start `python app.py` on a free port; yield its URL; stop it afterwards.
+    weights_dir None: the weights a fresh clone uses (bundled; the Hub is skipped)."""
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "DIACHESTXR_EXAMPLES_DOWNLOAD": "0", "PYTHONUNBUFFERED": "1"}
+    if weights_dir is not None:
+        env["DIACHESTXR_WEIGHTS_DIR"] = str(weights_dir)
+    else:
+        env.pop("DIACHESTXR_WEIGHTS_DIR", None)
+        env["DIACHESTXR_HUB_REPO"] = "none"
+    if examples_dir is not None:
+        env["DIACHESTXR_EXAMPLES_DIR"] = str(examples_dir)
+    else:  # no sample images anywhere (and no download)
+        env.pop("DIACHESTXR_EXAMPLES_DIR", None)
+        env["DIACHESTXR_CACHE_DIR"] = str(log_path.parent / "cache")
+    url = f"http://127.0.0.1:{port}/"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"app.py exited with {proc.returncode}:\n"
+                                f"{log_path.read_text()[-3000:]}")
+                try:
+                    with urllib.request.urlopen(url + "gradio_api/info", timeout=5) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"app.py did not answer within {STARTUP_TIMEOUT_S} s:\n"
+                                f"{log_path.read_text()[-3000:]}")
+                time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def app_url(random_weights_dir, examples_dir, tmp_path_factory) -> Iterator[str]:
+    log_path = tmp_path_factory.mktemp("app") / "app.log"
+    with running_app(random_weights_dir, examples_dir, log_path) as url:
+        yield url

@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from diachestxr import SCREENING_CLASSES
-from tests.test_app_api import ROOT, running_app
+from tests.conftest import ROOT
 
 CHROMIUM = os.environ.get("DIACHESTXR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -22,13 +21,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 OUTPUT = ROOT / "test-output" / "app-browser"
 VIEWPORT = {"width": 1366, "height": 768}  # a common laptop screen
 RESULT_TIMEOUT_MS = 90_000
-
-
-@pytest.fixture(scope="module")
-def app_url(random_weights_dir, examples_dir, tmp_path_factory) -> Iterator[str]:
-    log_path = tmp_path_factory.mktemp("app") / "app.log"
-    with running_app(random_weights_dir, examples_dir, log_path) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ from diachestxr.metrics import (balanced_accuracy, diagnosis_metrics, screening_
 from diachestxr.models import build_model
 from diachestxr.registry import ModelSpec, get_spec
 from diachestxr.transforms import TRAIN_CACHE_SCALE, eval_tensor, train_transform
-from diachestxr.weights import load_checkpoint, save_checkpoint
+from diachestxr.weights import save_checkpoint
 
 from .data import (Record, XRayDataset, load_images, nih_rows_as_screening, read_labels_csv,
                    read_nih_table, stratified_weights)
