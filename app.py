@@ -302,8 +302,12 @@ def _model_markdown(task: str) -> str:
     if task in LOAD_ERRORS:
         return f"⚠️ **The {task} model is not loaded.** {LOAD_ERRORS[task]}"
     info = PREDICTORS[task].info(task)
+    headline = " · ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in info["headline_metrics"].items() if v is not None)
     return (f"Model: **{ARCH_NAMES.get(info['arch'], info['arch'])}** · weights from "
-            f"{SOURCE_NAMES.get(info['source'], info['source'])} (`{info['location']}`)")
+            f"{SOURCE_NAMES.get(info['source'], info['source'])} (`{info['location']}`)"
+            + (f"  \nOn its test split: {headline} (research data; see *About the model*)"
+               if headline else ""))
 
 
 def _model_card(task: str) -> str:

@@ -175,6 +175,7 @@ class Predictor:
         return {"task": task, "arch": loaded.spec.arch, "source": loaded.source.kind,
                 "location": loaded.source.location, "labels": list(loaded.spec.labels),
                 "training_data": loaded.config.get("training_data"),
+                "headline_metrics": headline_metrics(loaded.config.get("test_metrics")),
                 "test_metrics": loaded.config.get("test_metrics"),
                 "limitations": loaded.config.get("limitations")}
 
@@ -187,6 +188,17 @@ class Predictor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def headline_metrics(metrics: dict | None) -> dict[str, float]:
+    """The few numbers a model card leads with, from a `diachestxr evaluate` metrics dict."""
+    if not metrics:
+        return {}
+    if "per_class" in metrics:
+        return {"test images": metrics["n"], "accuracy": metrics["accuracy"],
+                "macro AUROC": metrics["macro_auroc"],
+                **{f"{c} sensitivity": m["sensitivity"] for c, m in metrics["per_class"].items()}}
+    return {"test images": metrics["n"], "mean AUROC": metrics["mean_auroc"]}
 
 
 def _check_labels(requested: Sequence[str], labels: Sequence[str]) -> list[str]:

@@ -25,7 +25,7 @@ from diachestxr.weights import BUNDLED_DIR, load_checkpoint
 
 from .push_to_hub import DATA, find_checkpoints, model_card
 
-SCORE = {"screening": "macro_auroc", "diagnosis": "mean_auroc"}
+SCORE = {"screening": "macro_auroc", "diagnosis": "mean_auroc"}  # reported on the test split
 
 
 def adult_check(weights_file: Path, data: Path) -> dict:
@@ -53,10 +53,12 @@ def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False) -> 
         score = SCORE[task]
         current = BUNDLED_DIR / weights.name
         if current.is_file() and not force:
-            old = json.loads(current.with_suffix(".json").read_text()).get("validation", {}).get(score)
-            new = config.get("validation", {}).get(score)
+            # the score that picked the epoch in training (validation split only)
+            old = json.loads(current.with_suffix(".json").read_text()).get("validation", {})
+            old = old.get("selection_score", old.get(score))
+            new = config.get("validation", {}).get("selection_score")
             if old is not None and (new is None or new <= old):
-                print(f"{task}: validation {score} {new} is not better than the bundled {old}; "
+                print(f"{task}: validation selection score {new} is not better than the bundled {old}; "
                       "kept the bundled checkpoint (use --force to replace it)")
                 continue
         config["test_metrics"] = evaluate_csv(task, data / task / "labels.csv", split="test",

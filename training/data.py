@@ -57,22 +57,26 @@ def read_labels_csv(csv_path: str | Path, task: str, split: str | None = None) -
     return records
 
 
-def nih_rows_as_screening(csv_path: str | Path, split: str | None = None) -> list[Record]:
-    """Adult NIH radiographs usable by the screening task: no finding -> Normal, Pneumonia -> Pneumonia.
+NOT_COVID = -1  # screening target of an image known not to be COVID-19, class otherwise unknown
 
-    They come from another hospital and adults, which breaks the screening data's
-    "adult means COVID-19" shortcut (NIH images predate COVID-19, so none is COVID-19).
+
+def nih_rows_as_screening(csv_path: str | Path, split: str | None = None) -> list[Record]:
+    """Adult NIH radiographs for the screening task: no finding -> Normal, Pneumonia ->
+    Pneumonia, any other finding -> NOT_COVID (a partial label: not COVID-19, nothing more).
+
+    They come from another hospital and from adults, which counters the screening data's
+    "adult means COVID-19" shortcut; NIH images predate COVID-19, so none is COVID-19.
     """
     out = []
     for rec in read_labels_csv(csv_path, "diagnosis", split):
         t = rec.target
         if t.sum() == 0:
-            label = "Normal"
+            target = SCREENING_CLASSES.index("Normal")
         elif t[NIH_LABELS.index("Pneumonia")] == 1:
-            label = "Pneumonia"
+            target = SCREENING_CLASSES.index("Pneumonia")
         else:
-            continue
-        out.append(Record(rec.path, np.array(SCREENING_CLASSES.index(label)), "adult", rec.meta))
+            target = NOT_COVID
+        out.append(Record(rec.path, np.array(target), "adult", rec.meta))
     return out
 
 
@@ -130,13 +134,14 @@ class XRayDataset(Dataset):
 
 
 def stratified_weights(records: list[Record], n_classes: int) -> np.ndarray:
-    """Per-sample weights that give every class an equal share of each epoch and, within a
-    class, an equal share to each group (adult / pediatric): so the ~90 adult Normal and
-    Pneumonia radiographs weigh as much as the ~4000 pediatric ones."""
+    """Per-sample weights that give every class (and NOT_COVID) an equal share of each epoch
+    and, within a class, an equal share to each group (adult / pediatric): so the ~90 adult
+    Normal and Pneumonia radiographs weigh as much as the ~4000 pediatric ones."""
     strata = [(int(r.target), r.group) for r in records]
     counts: dict = {}
     for s in strata:
         counts[s] = counts.get(s, 0) + 1
-    groups_per_class = {c: sum(1 for (k, _) in counts if k == c) for c in range(n_classes)}
-    present = [c for c in range(n_classes) if groups_per_class[c]]
+    classes = [NOT_COVID, *range(n_classes)]
+    groups_per_class = {c: sum(1 for (k, _) in counts if k == c) for c in classes}
+    present = [c for c in classes if groups_per_class[c]]
     return np.array([1.0 / len(present) / groups_per_class[c] / counts[(c, g)] for c, g in strata])

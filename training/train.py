@@ -28,18 +28,20 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from diachestxr.metrics import (balanced_accuracy, diagnosis_metrics, screening_metrics,
                                  youden_threshold)
+from diachestxr.labels import SCREENING_CLASSES
 from diachestxr.models import build_model
 from diachestxr.registry import ModelSpec, get_spec
 from diachestxr.transforms import TRAIN_CACHE_SCALE, eval_tensor, train_transform
 from diachestxr.weights import save_checkpoint
 
 from .data import (Record, XRayDataset, load_images, nih_rows_as_screening, read_labels_csv,
-                   read_nih_table, stratified_weights)
+                   read_nih_table, stratified_weights, NOT_COVID)
 
 log = logging.getLogger("training")
 
@@ -155,9 +157,39 @@ def validation_score(spec: ModelSpec, probs: np.ndarray, records: list[Record]) 
     if spec.multilabel:
         report = diagnosis_metrics(np.stack([r.target for r in records]), probs, spec.labels)
         return {"mean_auroc": report["mean_auroc"]}
-    report = screening_metrics(np.array([int(r.target) for r in records]), probs, spec.labels)
+    y = np.array([int(r.target) for r in records])
+    known = y != NOT_COVID
+    report = screening_metrics(y[known], probs[known], spec.labels)
+    covid = spec.labels.index("COVID-19")
+    # the age shortcut: adult radiographs that are not COVID-19, called COVID-19
+    adult_non_covid = np.array([r.group == "adult" for r in records]) & (y != covid)
     return {"macro_auroc": report["macro_auroc"], "accuracy": report["accuracy"],
-            "balanced_accuracy": balanced_accuracy(report)}
+            "balanced_accuracy": balanced_accuracy(report),
+            "adult_non_covid_called_covid": float((probs[adult_non_covid].argmax(1) == covid).mean())
+            if adult_non_covid.any() else None}
+
+
+def selection_score(scores: dict, score_name: str, train_loss: float) -> float:
+    """What picks the best epoch: validation AUROC, minus (screening) the share of adult
+    non-COVID radiographs called COVID-19, so a model that scores by recognising adults
+    loses to one that does not."""
+    if scores[score_name] is None:
+        return -train_loss
+    return scores[score_name] - (scores.get("adult_non_covid_called_covid") or 0.0)
+
+
+def screening_loss(logits: torch.Tensor, y: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Cross-entropy on labelled images; -log(1 - p(COVID-19)) on NOT_COVID partial labels."""
+    known = y != NOT_COVID
+    loss = logits.new_zeros(())
+    if known.any():
+        loss = F.cross_entropy(logits[known], y[known], label_smoothing=smoothing, reduction="sum")
+    if (~known).any():
+        log_p = F.log_softmax(logits[~known], dim=1)
+        covid = SCREENING_CLASSES.index("COVID-19")
+        not_covid = torch.logsumexp(torch.cat([log_p[:, :covid], log_p[:, covid + 1:]], 1), 1)
+        loss = loss - not_covid.sum()
+    return loss / len(y)
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -192,7 +224,7 @@ def train(cfg: TrainConfig) -> Path:
         criterion = nn.BCEWithLogitsLoss()
         weights = np.ones(len(train_recs))
     else:
-        criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        criterion = lambda logits, y: screening_loss(logits, y, cfg.label_smoothing)  # noqa: E731
         weights = stratified_weights(train_recs, len(spec.labels))
     per_epoch = (cfg.samples_per_epoch or len(train_recs)) // world
     sampler = WeightedRandomSampler(weights, per_epoch, replacement=True,
@@ -246,7 +278,8 @@ def train(cfg: TrainConfig) -> Path:
             with (out / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(row) + "\n")
             log.info("epoch %d: %s", epoch + 1, json.dumps(row))
-            score = scores[score_name] if scores[score_name] is not None else -row["train_loss"]
+            score = selection_score(scores, score_name, row["train_loss"])
+            row["selection_score"] = score
             if score > best:
                 best, stale = score, 0
                 save_checkpoint(model, run_config(cfg, spec, probs, val_recs, history, t0), out, spec)

@@ -1,0 +1,82 @@
+"""The bundled checkpoints, resolved as on a fresh clone with no network, on real radiographs.
+
+Thresholds here are far below the measured test metrics (see diachestxr/weights/*.md): they
+catch a broken or swapped model, not a small regression.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from diachestxr import NIH_LABELS, SCREENING_CLASSES, Predictor
+from diachestxr.metrics import mean_auroc
+from diachestxr.weights import BUNDLED_DIR
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("DIACHESTXR_WEIGHTS_DIR", raising=False)
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("DIACHESTXR_HUB_REPO", "none")
+        with Predictor() as predictor:
+            yield predictor
+
+
+@pytest.mark.parametrize("task", ["screening", "diagnosis"])
+def test_bundled_checkpoint_and_card(bundled, task):
+    info = bundled.info(task)
+    assert info["source"] == "bundled"
+    weights = BUNDLED_DIR / f"{task}.safetensors"
+    assert weights.stat().st_size <= 20 * 2**20
+    config = json.loads((BUNDLED_DIR / f"{task}.json").read_text())
+    assert config["training"]["command"].startswith("python -m training.train --task")
+    assert config["test_metrics"]["task"] == task and info["headline_metrics"]
+    card = (BUNDLED_DIR / f"{task}.md").read_text()
+    assert "not a medical device" in card and config["training"]["command"] in card
+
+
+def _test_rows(data_dir, task: str) -> list[dict]:
+    path = data_dir / task / "labels.csv"
+    return [{**r, "file": path.parent / r["path"]}
+            for r in csv.DictReader(path.open()) if r["split"] == "test"]
+
+
+def test_screening_on_part_of_the_test_split(bundled, data_dir):
+    rows = _test_rows(data_dir, "screening")
+    picked = [r for c in SCREENING_CLASSES for r in [r for r in rows if r["label"] == c][:15]]
+    y = np.array([SCREENING_CLASSES.index(r["label"]) for r in picked])
+    probs = np.array([list(bundled.screen(r["file"], explain=[]).confidences.values())
+                      for r in picked])
+    assert (probs.argmax(1) == y).mean() >= 0.75
+    assert mean_auroc(np.eye(3)[y], probs) >= 0.85
+
+
+def test_diagnosis_beats_chance_on_the_test_split(bundled, data_dir):
+    rows = _test_rows(data_dir, "diagnosis")
+    targets = np.array([[float(r[l]) for l in NIH_LABELS] for r in rows])
+    probs = np.array([list(bundled.diagnose(r["file"], explain="none").probabilities.values())
+                      for r in rows])
+    assert mean_auroc(targets, probs) >= 0.55
+
+
+@pytest.mark.parametrize("task", ["screening", "diagnosis"])
+def test_grad_cam_lies_on_the_chest(bundled, examples_dir, task):
+    """Maps of the sample radiographs vary (not constant) and most of their mass lies inside
+    the image's central region, where the chest is, not in a corner or along the border."""
+    names = [r["file"] for r in csv.DictReader((examples_dir / "labels.csv").open())
+             if (r["label"] in SCREENING_CLASSES) == (task == "screening")]
+    inside = []
+    for name in names:
+        result = bundled.screen(examples_dir / name) if task == "screening" else \
+            bundled.diagnose(examples_dir / name, top_k=1)
+        cam = next(iter(result.explanations.values())).cam
+        assert cam.std() > 0.05, f"{name}: a flat map"
+        h, w = cam.shape
+        core = cam[int(0.1 * h):int(0.9 * h), int(0.1 * w):int(0.9 * w)].sum()
+        inside.append(core / cam.sum())
+    assert np.median(inside) > 0.64  # the central 64 % of the area holds most of the mass
