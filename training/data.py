@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from diachestxr.evaluate import read_labelled_csv
 from diachestxr.io import read_xray
 from diachestxr.labels import NIH_LABELS, NO_FINDING, SCREENING_CLASSES
 from diachestxr.transforms import resize_gray
@@ -34,27 +35,17 @@ class Record:
 
 
 def read_labels_csv(csv_path: str | Path, task: str, split: str | None = None) -> list[Record]:
-    """Rows of a labels.csv (paths relative to its folder); `split` filters the split column."""
-    csv_path = Path(csv_path)
-    rows = list(csv.DictReader(csv_path.open(newline="")))
-    if split and rows and "split" in rows[0]:
-        rows = [r for r in rows if r["split"] == split]
-    records = []
-    for r in rows:
-        path = csv_path.parent / r["path"]
-        if task == "screening":
-            if r["label"] not in SCREENING_CLASSES:
-                raise ValueError(f"{csv_path}: unknown label {r['label']!r} for {r['path']}")
-            target = np.array(SCREENING_CLASSES.index(r["label"]))
-            group = "pediatric" if r.get("source") == "kermany224" else "adult"
-        else:
-            missing = [l for l in NIH_LABELS if l not in r]
-            if missing:
-                raise ValueError(f"{csv_path}: missing label columns {missing}")
-            target = np.array([float(r[l]) for l in NIH_LABELS], np.float32)
-            group = "adult"
-        records.append(Record(path, target, group, r))
-    return records
+    """Rows of a labels.csv (paths relative to its folder); `split` filters the split column.
+    Parsing and validation are the evaluate command's, so both read a CSV the same way."""
+    paths, targets = read_labelled_csv(csv_path, task, split)
+    with Path(csv_path).open(newline="", encoding="utf-8-sig") as f:
+        rows = [r for r in csv.DictReader(f) if split is None or r.get("split") == split]
+    return [Record(p, np.asarray(t), _age_group(task, r), r) for p, t, r in zip(paths, targets, rows)]
+
+
+def _age_group(task: str, row: dict) -> str:
+    # Kermany's Guangzhou set holds the only pediatric images (ages 1-5); all others are adults.
+    return "pediatric" if task == "screening" and row.get("source") == "kermany224" else "adult"
 
 
 NOT_COVID = -1  # screening target of an image known not to be COVID-19, class otherwise unknown
