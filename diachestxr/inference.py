@@ -91,8 +91,7 @@ class Predictor:
              ) -> tuple[np.ndarray, torch.Tensor, list[int], list[np.ndarray], list[np.ndarray]]:
         """Read -> tensor -> one (batched) forward pass with Grad-CAM for `targets`."""
         loaded = self._loaded(task)
-        gray = image if isinstance(image, np.ndarray) and image.ndim == 2 and image.dtype == np.uint8 \
-            else read_xray(image)
+        gray = read_xray(image)  # also validates arrays passed in directly
         x = eval_tensor(gray, loaded.spec).to(self.device)
         logits, maps = self._explainers[task].run(x, targets)
         logits = logits.cpu()
@@ -105,11 +104,14 @@ class Predictor:
                alpha: float = DEFAULT_ALPHA) -> ScreeningResult:
         """Classify one radiograph as COVID-19 / Pneumonia / Normal.
 
-        explain: "predicted" (default), "all", or a list of class names to map with Grad-CAM.
+        explain: "predicted" (default), "all", "none", or a list of class names to map with
+        Grad-CAM.
         """
         labels = self._loaded("screening").spec.labels
         if explain == "predicted":
             targets = [RankedOutputTarget(0)]
+        elif explain == "none":
+            targets = []
         else:
             wanted = labels if explain == "all" else _check_labels(explain, labels)
             targets = [class_target(labels.index(l)) for l in wanted]

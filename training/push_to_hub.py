@@ -195,8 +195,9 @@ def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | No
     else:
         out.append(DATA[task])
     if tcfg.get("extra_adults"):
-        out.append(f"\nExtra adult Normal/Pneumonia radiographs from `{tcfg['extra_adults']}` "
-                   "(NIH ChestX-ray14: no-finding rows as Normal, Pneumonia rows as Pneumonia).")
+        out.append(f"\nExtra adult radiographs from `{tcfg['extra_adults']}` (NIH ChestX-ray14, "
+                   "train/val rows: no finding as Normal, Pneumonia as Pneumonia, any other "
+                   "finding as the partial label 'not COVID-19').")
     out.append("")
 
     out += ["## Training", ""]
