@@ -47,6 +47,7 @@ SOURCE_NAMES = {"local": "a local folder", "hub": "the Hugging Face Hub",
 QUEUE_CONCURRENCY = 2  # model calls per event at once; the CAM lock serialises each model anyway
 QUEUE_MAX_SIZE = 64  # beyond this, new requests are told the queue is full instead of waiting
 RESULT_TTL_S = 3600
+WEAK_AUROC = 0.7  # below this test AUROC the tab warns that its outputs are mostly wrong
 NO_RESULT = "Upload an image (or click a sample) to see the 14 probabilities."
 
 
@@ -203,7 +204,8 @@ def _run_diagnosis(source: Any, name: str, calibrated: bool, threshold: float, o
               "version": __version__, "disclaimer": DISCLAIMER}
     state = {"image": r.image, "result": result, "top": list(r.explanations),
              "cams": {label: _cam_u8(e.cam) for label, e in r.explanations.items()}}
-    gallery = [(e.overlay, _short_caption(result, label)) for label, e in r.explanations.items()]
+    gallery = [(e.overlay, _short_caption(result, label, e.empty))
+               for label, e in r.explanations.items()]
     return result, gallery, _write_json(result), state
 
 
@@ -229,10 +231,11 @@ def _rethreshold(calibrated: bool, threshold: float, opacity: float, state: dict
     return _run_diagnosis(state["image"], state["result"]["file"], calibrated, threshold, opacity)
 
 
-def _short_caption(result: dict, label: str) -> str:
+def _short_caption(result: dict, label: str, empty: bool = False) -> str:
     """e.g. "▲ Effusion 71%" (▲: a finding, at or above its threshold)."""
     mark = "▲ " if label in result["findings"] else ""
-    return f"{mark}{_pretty(label)} {result['probabilities'][label]:.0%}"
+    note = " · empty map: no region raised this score" if empty else ""
+    return f"{mark}{_pretty(label)} {result['probabilities'][label]:.0%}{note}"
 
 
 def _diagnosis_clear():
@@ -283,15 +286,17 @@ def _diagnosis_pick(label: str | None, opacity: float, state: dict | None):
             r = _predictor("diagnosis").diagnose(
                 state["image"], thresholds=state["result"]["thresholds"], explain=[label])
         state["cams"][label] = _cam_u8(r.explanations[label].cam)
+    empty = not state["cams"][label].any()
     return gr.Image(value=_overlay(state, label, opacity),
-                    label=f"Grad-CAM: {_short_caption(state['result'], label)}"), state
+                    label=f"Grad-CAM: {_short_caption(state['result'], label, empty)}"), state
 
 
 def _diagnosis_opacity(label: str | None, opacity: float, state: dict | None):
     """UI only: new overlay opacity, from the maps already computed."""
     if not state:
         return gr.skip(), gr.skip()
-    gallery = [(_overlay(state, label_, opacity), _short_caption(state["result"], label_))
+    gallery = [(_overlay(state, label_, opacity),
+                _short_caption(state["result"], label_, not state["cams"][label_].any()))
                for label_ in state["top"]]
     picked = _overlay(state, label, opacity) if label and label in state["cams"] else gr.skip()
     return gallery, picked
@@ -307,7 +312,15 @@ def _model_markdown(task: str) -> str:
     return (f"Model: **{ARCH_NAMES.get(info['arch'], info['arch'])}** · weights from "
             f"{SOURCE_NAMES.get(info['source'], info['source'])} (`{info['location']}`)"
             + (f"  \nOn its test split: {headline} (research data; see *About the model*)"
-               if headline else ""))
+               if headline else "")
+            + (f"  \n⚠️ **Weak model:** a test AUROC of {auroc:.2f} is close to chance (0.5); "
+               "its findings are mostly wrong — use this tab to explore the pipeline, not the "
+               "image." if (auroc := _test_auroc(info)) is not None and auroc < WEAK_AUROC else ""))
+
+
+def _test_auroc(info: dict) -> float | None:
+    h = info["headline_metrics"]
+    return h.get("mean AUROC", h.get("macro AUROC"))
 
 
 def _model_card(task: str) -> str:

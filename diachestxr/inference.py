@@ -35,6 +35,12 @@ class Explanation:
     cam: np.ndarray  # (H, W) float32 in [0, 1], the original image's size
     overlay: np.ndarray  # (H, W, 3) uint8 RGB
 
+    @property
+    def empty(self) -> bool:
+        """True when no region raised the label's score (Grad-CAM's ReLU left nothing): the
+        overlay then shows no heatmap, which must not be read as "nothing to see"."""
+        return float(self.cam.max()) <= 0.0
+
 
 @dataclass
 class ScreeningResult:

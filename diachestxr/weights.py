@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -48,7 +48,7 @@ class LoadedModel:
     spec: ModelSpec
     config: dict
     source: WeightsSource
-    files: tuple[Path, Path] = field(default=None)  # (safetensors, json)
+    files: tuple[Path, Path] | None = None  # (safetensors, json)
 
 
 # ---------------------------------------------------------------------------------- saving
@@ -154,6 +154,8 @@ def hub_reachable(endpoint: str | None = None) -> bool:
     from huggingface_hub import constants
 
     endpoint = endpoint or constants.ENDPOINT
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # behind a proxy a direct connect says nothing; huggingface_hub decides
     with _reachability_lock:
         if endpoint not in _reachability:
             url = urlparse(endpoint)

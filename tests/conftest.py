@@ -131,7 +131,8 @@ def running_app(weights_dir: Path | None, examples_dir: Path | None, log_path: P
 
 
 @pytest.fixture(scope="session")
-def app_url(random_weights_dir, examples_dir, tmp_path_factory) -> Iterator[str]:
+def app_url(examples_dir, tmp_path_factory) -> Iterator[str]:
+    """The app as a fresh clone runs it: bundled weights, no network."""
     log_path = tmp_path_factory.mktemp("app") / "app.log"
-    with running_app(random_weights_dir, examples_dir, log_path) as url:
+    with running_app(None, examples_dir, log_path) as url:
         yield url

@@ -1,6 +1,6 @@
 """The real app (`python app.py`) in a subprocess, called through gradio_client.
 
-Plumbing, not accuracy: works with random weights (the fixture) and with trained ones.
+Plumbing, not accuracy: the bundled weights (as on a fresh clone); random ones work too.
 """
 
 from __future__ import annotations
