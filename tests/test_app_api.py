@@ -68,7 +68,7 @@ def test_screen(client, examples_dir):
     image = examples_dir / "4fed5061.jpg"  # 512x419: the aspect ratio must survive
     result, overlay, result_file = client.predict(_file(image), api_name="/screen")
     check_screen(result, overlay, result_file, image)
-    assert result["model"]["weights"] == "local"
+    assert result["model"]["weights"] == "bundled"  # what a fresh clone with no network uses
 
 
 def test_screen_opacity_zero_gives_the_plain_image(client, examples_dir):
@@ -142,7 +142,7 @@ def test_page_carries_the_notice_and_the_model_source(app_url):
     with urllib.request.urlopen(app_url + "config", timeout=10) as r:
         config = r.read().decode()
     assert "not for clinical use" in config
-    assert "weights from a local folder" in config
+    assert "weights from the checkpoint bundled with the app" in config
 
 
 def test_missing_weights_give_a_clear_message_not_random_weights(tmp_path, examples_dir):

@@ -64,7 +64,7 @@ def screenshot(page, output_dir: Path, name: str, full_page: bool = True) -> Pat
 def test_page_shows_notice_tabs_and_models(page):
     assert page.locator("#notice").get_by_text("not for clinical use").is_visible()
     assert page.get_by_role("tab", name="Diagnosis").is_visible()
-    assert page.get_by_text("weights from a local folder").first.is_visible()
+    assert page.get_by_text("weights from the checkpoint bundled with the app").first.is_visible()
 
 
 def test_screening_tab(page, examples_dir, output_dir):
