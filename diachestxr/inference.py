@@ -94,17 +94,20 @@ class Predictor:
         return self.models[task]
 
     def _run(self, task: str, image: ImageSource, targets: Sequence, alpha: float
-             ) -> tuple[np.ndarray, torch.Tensor, list[int], list[np.ndarray], list[np.ndarray]]:
+             ) -> tuple[np.ndarray, torch.Tensor, dict[str, Explanation]]:
         """Read -> tensor -> one (batched) forward pass with Grad-CAM for `targets`."""
         loaded = self._loaded(task)
         gray = read_xray(image)  # also validates arrays passed in directly
         x = eval_tensor(gray, loaded.spec).to(self.device)
         logits, maps = self._explainers[task].run(x, targets)
         logits = logits.cpu()
-        indices = [t.index(logits) if isinstance(t, RankedOutputTarget) else t.category for t in targets]
-        h, w = gray.shape
-        cams = [resize_map(m, h, w) for m in maps]
-        return gray, logits, indices, cams, [overlay(gray, c, alpha) for c in cams]
+        explanations = {}
+        for target, cam in zip(targets, maps):
+            label = loaded.spec.labels[target.index(logits) if isinstance(target, RankedOutputTarget)
+                                       else target.category]
+            cam = resize_map(cam, *gray.shape)
+            explanations[label] = Explanation(label, cam, overlay(gray, cam, alpha))
+        return gray, logits, explanations
 
     def screen(self, image: ImageSource, explain: str | Sequence[str] = "predicted",
                alpha: float = DEFAULT_ALPHA) -> ScreeningResult:
@@ -114,21 +117,12 @@ class Predictor:
         Grad-CAM.
         """
         labels = self._loaded("screening").spec.labels
-        if explain == "predicted":
-            targets = [RankedOutputTarget(0)]
-        elif explain == "none":
-            targets = []
-        else:
-            wanted = labels if explain == "all" else _check_labels(explain, labels)
-            targets = [class_target(labels.index(l)) for l in wanted]
-        gray, logits, indices, cams, overlays = self._run("screening", image, targets, alpha)
+        targets = [RankedOutputTarget(0)] if explain == "predicted" else _label_targets(explain, labels)
+        gray, logits, explanations = self._run("screening", image, targets, alpha)
         probs = logits.softmax(0).numpy().astype(float)
-        confidences = {l: float(p) for l, p in zip(labels, probs)}
-        return ScreeningResult(
-            label=labels[int(np.argmax(probs))], confidences=confidences,
-            explanations={labels[i]: Explanation(labels[i], c, o)
-                          for i, c, o in zip(indices, cams, overlays)},
-            image=gray)
+        return ScreeningResult(label=labels[int(np.argmax(probs))],
+                               confidences={l: float(p) for l, p in zip(labels, probs)},
+                               explanations=explanations, image=gray)
 
     def diagnose(self, image: ImageSource, thresholds: float | Mapping[str, float] | None = None,
                  explain: str | Sequence[str] = "top", top_k: int = TOP_FINDINGS,
@@ -147,21 +141,15 @@ class Predictor:
             # rank by margin over each label's own threshold, in probability space
             targets = [RankedOutputTarget(r, key=lambda out: torch.sigmoid(out.float()) - thr_vec.to(out.device))
                        for r in range(min(top_k, len(labels)))]
-        elif explain == "none":
-            targets = []
         else:
-            wanted = labels if explain == "all" else _check_labels(explain, labels)
-            targets = [class_target(labels.index(l)) for l in wanted]
-        gray, logits, indices, cams, overlays = self._run("diagnosis", image, targets, alpha)
+            targets = _label_targets(explain, labels)
+        gray, logits, explanations = self._run("diagnosis", image, targets, alpha)
         probs = torch.sigmoid(logits).numpy().astype(float)
         probabilities = {l: float(p) for l, p in zip(labels, probs)}
         findings = sorted((l for l in labels if probabilities[l] >= thr[l]),
                           key=lambda l: -probabilities[l])
-        return DiagnosisResult(
-            probabilities=probabilities, thresholds=thr, findings=findings,
-            explanations={labels[i]: Explanation(labels[i], c, o)
-                          for i, c, o in zip(indices, cams, overlays)},
-            image=gray)
+        return DiagnosisResult(probabilities=probabilities, thresholds=thr, findings=findings,
+                               explanations=explanations, image=gray)
 
     def thresholds(self, override: float | Mapping[str, float] | None = None) -> dict[str, float]:
         """The diagnosis thresholds: calibrated ones from the checkpoint, then `override`."""
@@ -207,6 +195,14 @@ def headline_metrics(metrics: dict | None) -> dict[str, float]:
                 "macro AUROC": metrics["macro_auroc"],
                 **{f"{c} sensitivity": m["sensitivity"] for c, m in metrics["per_class"].items()}}
     return {"test images": metrics["n"], "mean AUROC": metrics["mean_auroc"]}
+
+
+def _label_targets(explain: str | Sequence[str], labels: Sequence[str]) -> list:
+    """Grad-CAM targets for explain="none", "all" or a list of labels."""
+    if explain == "none":
+        return []
+    wanted = labels if explain == "all" else _check_labels(explain, labels)
+    return [class_target(labels.index(l)) for l in wanted]
 
 
 def _check_labels(requested: Sequence[str], labels: Sequence[str]) -> list[str]:
