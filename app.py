@@ -313,6 +313,10 @@ def _model_markdown(task: str) -> str:
             f"{SOURCE_NAMES.get(info['source'], info['source'])} (`{info['location']}`)"
             + (f"  \nOn its test split: {headline} (research data; see *About the model*)"
                if headline else "")
+            + (f"  \n⚠️ Test scores are inflated by the data's age confound (every COVID-19 image "
+               f"is an adult, nearly every other a child). Adult radiographs from another "
+               f"hospital, taken before COVID-19, called COVID-19: **{check['called_covid19']} of "
+               f"{check['n']}**." if (check := info.get("adult_check")) else "")
             + (f"  \n⚠️ **Weak model:** a test AUROC of {auroc:.2f} is close to chance (0.5); "
                "its findings are mostly wrong — use this tab to explore the pipeline, not the "
                "image." if (auroc := _test_auroc(info)) is not None and auroc < WEAK_AUROC else ""))

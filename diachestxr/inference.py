@@ -173,6 +173,7 @@ class Predictor:
                 "training_data": loaded.config.get("training_data"),
                 "headline_metrics": headline_metrics(loaded.config.get("test_metrics")),
                 "test_metrics": loaded.config.get("test_metrics"),
+                "adult_check": loaded.config.get("adult_check"),  # screening's shortcut check
                 "limitations": loaded.config.get("limitations")}
 
     def close(self) -> None:
