@@ -303,6 +303,15 @@ def _diagnosis_opacity(label: str | None, opacity: float, state: dict | None):
 
 
 # ------------------------------------------------------------------------------- layout
+def _upload(task: str, action: str, prefix: str):
+    """A tab's input column: the file box (taken as a path, read by our reader), its button
+    and the task's sample images."""
+    file = gr.File(label="Chest X-ray (PNG, JPEG or DICOM)", type="filepath", height=170,
+                   elem_id=f"{prefix}-file")
+    run = gr.Button(action, variant="primary", elem_id=f"{prefix}-run")
+    return file, run, _examples(task, file)
+
+
 def _model_markdown(task: str) -> str:
     if task in LOAD_ERRORS:
         return f"⚠️ **The {task} model is not loaded.** {LOAD_ERRORS[task]}"
@@ -424,10 +433,7 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
         s_state = gr.State()
         with gr.Row():
             with gr.Column(scale=4, min_width=280):
-                s_file = gr.File(label="Chest X-ray (PNG, JPEG or DICOM)", type="filepath",
-                                 height=170, elem_id="screen-file")
-                s_run = gr.Button("Screen this X-ray", variant="primary", elem_id="screen-run")
-                s_examples = _examples("screening", s_file)
+                s_file, s_run, s_examples = _upload("screening", "Screen this X-ray", "screen")
             with gr.Column(scale=5, min_width=320):
                 s_overlay = gr.Image(label="Grad-CAM heatmap", type="numpy", format="png",
                                      interactive=False, height=420, elem_id="screen-overlay",
@@ -472,10 +478,7 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
         d_state = gr.State()
         with gr.Row():
             with gr.Column(scale=4, min_width=280):
-                d_file = gr.File(label="Chest X-ray (PNG, JPEG or DICOM)", type="filepath",
-                                 height=170, elem_id="diagnose-file")
-                d_run = gr.Button("Diagnose this X-ray", variant="primary", elem_id="diagnose-run")
-                d_examples = _examples("diagnosis", d_file)
+                d_file, d_run, d_examples = _upload("diagnosis", "Diagnose this X-ray", "diagnose")
                 with gr.Accordion("Decision thresholds", open=False):
                     d_calibrated = gr.Checkbox(value=True, elem_id="diagnose-calibrated",
                                                label="Use the calibrated per-label thresholds")

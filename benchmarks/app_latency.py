@@ -30,21 +30,10 @@ STARTUP_TIMEOUT_S = 240
 
 
 def random_weights(out: Path) -> Path:
-    """Random-weight checkpoints of both tasks in the real on-disk format."""
-    import torch
-
     sys.path.insert(0, str(ROOT))
-    from diachestxr.models import build_model
-    from diachestxr.registry import SPECS
-    from diachestxr.weights import save_checkpoint
+    from tests.checkpoints import write_random_checkpoints
 
-    for spec in SPECS.values():
-        torch.manual_seed(0)
-        config = {"note": "random weights for benchmarks"}
-        if spec.multilabel:
-            config["thresholds"] = dict.fromkeys(spec.labels, 0.5)
-        save_checkpoint(build_model(spec), config, out, spec)
-    return out
+    return write_random_checkpoints(out)
 
 
 def start_app(weights: Path | None, log_path: Path) -> tuple[subprocess.Popen, str, float]:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DIACHESTXR_SHARED", ROOT.parent / "shared"))
@@ -42,20 +41,10 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def random_weights_dir(tmp_path_factory) -> Path:
-    """Random-weight checkpoints of both tasks in the real on-disk format (for tests that
-    check plumbing, not accuracy)."""
-    from diachestxr.models import build_model
-    from diachestxr.registry import SPECS
-    from diachestxr.weights import save_checkpoint
+    """Random-weight checkpoints of both tasks (plumbing, not accuracy)."""
+    from tests.checkpoints import write_random_checkpoints
 
-    out = tmp_path_factory.mktemp("random-weights")
-    for task, spec in SPECS.items():
-        torch.manual_seed(0)
-        config = {"note": "random weights for tests"}
-        if spec.multilabel:
-            config["thresholds"] = dict.fromkeys(spec.labels, 0.5)
-        save_checkpoint(build_model(spec), config, out, spec)
-    return out
+    return write_random_checkpoints(tmp_path_factory.mktemp("random-weights"))
 
 
 @pytest.fixture(scope="session")
