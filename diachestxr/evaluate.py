@@ -84,21 +84,29 @@ def read_labelled_csv(csv_path: str | os.PathLike, task: str, split: str | None 
     return paths, targets
 
 
-def predict_files(loaded: LoadedModel, paths: Sequence[Path], device: torch.device | str = "cpu",
-                  batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """Probabilities (N, C) for image files, batched, no Grad-CAM: softmax for screening,
-    sigmoid for diagnosis. An unreadable image raises ImageReadError naming the file."""
-    spec, model = loaded.spec, loaded.model.eval()
+def predict_images(model: torch.nn.Module, spec, images: Sequence, device: torch.device | str = "cpu",
+                   batch_size: int = BATCH_SIZE, read=None, progress: bool = True) -> np.ndarray:
+    """Probabilities (N, C), batched, no Grad-CAM: softmax for screening, sigmoid for
+    diagnosis. `images` are canonical arrays, or anything `read` turns into one (paths).
+    Shared by evaluation and training's validation."""
+    model.eval()
     out = []
-    with torch.no_grad(), tqdm(total=len(paths), desc=f"evaluating {spec.task}", unit="img") as bar:
-        for start in range(0, len(paths), batch_size):
-            chunk = paths[start:start + batch_size]
-            x = torch.stack([eval_tensor(_read(p), spec) for p in chunk]).to(device)
+    with torch.no_grad(), tqdm(total=len(images), desc=f"evaluating {spec.task}", unit="img",
+                               disable=not progress) as bar:
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            x = torch.stack([eval_tensor(read(im) if read else im, spec) for im in chunk]).to(device)
             logits = model(x).float()
             probs = torch.sigmoid(logits) if spec.multilabel else logits.softmax(1)
             out.append(probs.cpu().numpy())
             bar.update(len(chunk))
     return np.concatenate(out).astype(np.float64)
+
+
+def predict_files(loaded: LoadedModel, paths: Sequence[Path], device: torch.device | str = "cpu",
+                  batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """predict_images for image files; an unreadable image raises ImageReadError naming it."""
+    return predict_images(loaded.model, loaded.spec, paths, device, batch_size, read=_read)
 
 
 def _read(path: Path) -> np.ndarray:

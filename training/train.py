@@ -34,10 +34,11 @@ from tqdm import tqdm
 
 from diachestxr.metrics import (balanced_accuracy, diagnosis_metrics, screening_metrics,
                                  youden_threshold)
+from diachestxr.evaluate import predict_images
 from diachestxr.labels import SCREENING_CLASSES
 from diachestxr.models import build_model
 from diachestxr.registry import ModelSpec, get_spec
-from diachestxr.transforms import TRAIN_CACHE_SCALE, eval_tensor, train_transform
+from diachestxr.transforms import TRAIN_CACHE_SCALE, train_transform
 from diachestxr.weights import save_checkpoint
 
 from .data import (Record, XRayDataset, load_images, nih_rows_as_screening, read_labels_csv,
@@ -140,19 +141,6 @@ def init_model(spec: ModelSpec, init: str) -> nn.Module:
 
 
 # ------------------------------------------------------------------------------- run
-def predict_eval(model: nn.Module, images: np.ndarray, spec: ModelSpec, device, batch: int = 64
-                 ) -> np.ndarray:
-    """Probabilities (N, C) on cached images with the inference transform."""
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(images), batch):
-            x = torch.stack([eval_tensor(im, spec) for im in images[i:i + batch]]).to(device)
-            logits = model(x).float()
-            out.append((torch.sigmoid(logits) if spec.multilabel else logits.softmax(1)).cpu())
-    return torch.cat(out).numpy()
-
-
 def validation_score(spec: ModelSpec, probs: np.ndarray, records: list[Record]) -> dict:
     if spec.multilabel:
         report = diagnosis_metrics(np.stack([r.target for r in records]), probs, spec.labels)
@@ -270,7 +258,7 @@ def train(cfg: TrainConfig) -> Path:
             total, n = total + loss.item() * len(x), n + len(x)
             bar.set_postfix(loss=f"{total / n:.4f}")
         if main:
-            probs = predict_eval(model, val_imgs, spec, device)
+            probs = predict_images(model, spec, val_imgs, device, progress=False)
             scores = validation_score(spec, probs, val_recs)
             row = {"epoch": epoch + 1, "train_loss": total / max(n, 1), **scores,
                    "lr": scheduler.get_last_lr()[0], "elapsed_s": round(time.time() - t0, 1)}
