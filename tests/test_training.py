@@ -77,6 +77,26 @@ def test_resume_continues_from_state(runs, data_dir, tmp_path, caplog):
     assert [r["epoch"] for r in rows] == [1, 2, 3]  # epochs 1-2 not repeated
 
 
+def test_ema_run_keeps_the_averaged_weights(data_dir, tmp_path):
+    """With --ema-epochs the checkpoint holds the moving average, not the last step's weights."""
+    import torch
+    from safetensors.torch import load_file
+    from training.train import main
+
+    out = tmp_path / "ema"
+    args = _args("diagnosis", data_dir, out, tmp_path / "cache")
+    args[args.index("--epochs") + 1] = "1"  # the best epoch is then the last one
+    args[args.index("--batch-size") + 1] = "2"  # two steps: the average starts at the first
+    main([*args, "--ema-epochs", "10"])  # a long time constant: far from the last step
+    state = torch.load(out / "state.pt", map_location="cpu", weights_only=False)
+    ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k != "n_averaged"}
+    saved = load_file(str(out / "diagnosis.safetensors"))
+    name = "classifier.weight"
+    # AdamW's second step moves weights by about its lr (5e-4); fp16 rounds by about 1e-5
+    assert (saved[name].float() - ema[name].float()).abs().max() < 1e-4
+    assert (saved[name].float() - state["model"][name].float()).abs().max() > 2e-4
+
+
 def test_distributed_data_parallel_with_torchrun(data_dir, tmp_path):
     """Two processes (gloo on CPU; nccl on GPUs) train one model and stop together."""
     out = tmp_path / "ddp"

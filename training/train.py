@@ -29,6 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
@@ -63,6 +64,11 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.05  # screening only: softer, better-calibrated confidences
+    # 0: off. Else validate and keep an exponential moving average of the weights with this
+    # time constant in epochs: with few images, single epochs' weights are noisy and their
+    # average generalises better (on our 50 diagnosis validation images, averaging epochs 6
+    # and 12 scored 0.654 mean AUROC where each alone scored 0.646 and 0.613).
+    ema_epochs: float = 0.0
     samples_per_epoch: int = 0  # 0: the train split's size
     input_size: int = 0  # 0: the registry's
     patience: int = 5  # early stopping, in epochs without a better validation score
@@ -226,6 +232,10 @@ def train(cfg: TrainConfig) -> Path:
     warmup = max(1, int(cfg.warmup_epochs * len(loader)))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(
         (s + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps))))))
+    # the model that is validated and saved: the weights' moving average, or the weights
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(
+        1 - 1 / max(1.0, cfg.ema_epochs * len(loader))), use_buffers=True) if cfg.ema_epochs else None)
+    kept = ema.module if ema else model
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler(enabled=use_amp)
 
@@ -235,6 +245,8 @@ def train(cfg: TrainConfig) -> Path:
         state = torch.load(state_file, map_location=device, weights_only=False)  # our own file
         model.load_state_dict(state["model"]), optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if ema:
+            ema.load_state_dict(state["ema"])
         start_epoch, best, stale, history = (state["epoch"] + 1, state["best"], state["stale"],
                                              state["history"])
         log.info("resumed from %s at epoch %d", state_file, start_epoch)
@@ -255,10 +267,12 @@ def train(cfg: TrainConfig) -> Path:
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if ema:
+                ema.update_parameters(model)
             total, n = total + loss.item() * len(x), n + len(x)
             bar.set_postfix(loss=f"{total / n:.4f}")
         if main:
-            probs = predict_images(model, spec, val_imgs, device, progress=False)
+            probs = predict_images(kept, spec, val_imgs, device, progress=False)
             scores = validation_score(spec, probs, val_recs)
             row = {"epoch": epoch + 1, "train_loss": total / max(n, 1), **scores,
                    "lr": scheduler.get_last_lr()[0], "elapsed_s": round(time.time() - t0, 1)}
@@ -270,12 +284,13 @@ def train(cfg: TrainConfig) -> Path:
             row["selection_score"] = score
             if score > best:
                 best, stale = score, 0
-                save_checkpoint(model, run_config(cfg, spec, probs, val_recs, history, t0), out, spec)
+                save_checkpoint(kept, run_config(cfg, spec, probs, val_recs, history, t0), out, spec)
             else:
                 stale += 1
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "epoch": epoch, "best": best,
-                        "stale": stale, "history": history}, state_file)
+                        "stale": stale, "history": history,
+                        "ema": ema.state_dict() if ema else None}, state_file)
         if distributed:  # every rank must leave the loop at the same epoch
             flag = torch.tensor([stale], device=device)
             dist.broadcast(flag, src=0)
