@@ -180,3 +180,23 @@ def test_nih_table_splits_patient_wise(tmp_path):
     assert len(train) + len(val) == 4 and val
     patients = lambda recs: {r.meta["Patient ID"] for r in recs}  # noqa: E731
     assert not patients(train) & patients(val)  # patient 1's two images stay together
+
+
+def test_bundle_reports_shortcut_checks_and_keeps_a_better_checkpoint(runs, data_dir, tmp_path,
+                                                                      monkeypatch, capsys):
+    import training.bundle as bundle
+
+    monkeypatch.setattr(bundle, "BUNDLED_DIR", tmp_path)
+    run = runs["screening"]
+    written = bundle.bundle(run, data_dir, ["a note"])
+    assert [p.name for p in written] == ["screening.safetensors", "screening.md"]
+    config = json.loads((tmp_path / "screening.json").read_text())
+    by_source = config["test_recall_by_source"]
+    assert sum(v["n"] for v in by_source.values()) == config["test_metrics"]["n"]
+    assert by_source["mhh_covid / COVID-19"]["n"] > 0
+    assert config["adult_check"]["n"] > 0
+    card = (tmp_path / "screening.md").read_text()
+    assert "Test-split recall by source" in card and "a note" in card
+    # the same run again is not better on validation: the bundled files stay as they are
+    assert bundle.bundle(run, data_dir, []) == []
+    assert "kept the bundled checkpoint" in capsys.readouterr().out

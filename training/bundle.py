@@ -13,6 +13,7 @@ all taken before COVID-19 existed, so every COVID-19 call on them is a false pos
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import sys
@@ -47,6 +48,22 @@ def adult_check(weights_file: Path, data: Path) -> dict:
     }
 
 
+def recall_by_source(weights_file: Path, data: Path) -> dict:
+    """Test-split recall per source and class: a hospital whose COVID-19 images are all
+    recognised while another's are missed points at a hospital shortcut."""
+    csv_path = data / "screening" / "labels.csv"
+    paths, targets = read_labelled_csv(csv_path, "screening", "test")
+    with csv_path.open(newline="", encoding="utf-8-sig") as f:
+        sources = [r.get("source", "") for r in csv.DictReader(f) if r.get("split") == "test"]
+    pred = predict_files(load_checkpoint(weights_file, "screening"), paths).argmax(1)
+    out = {}
+    for source, target, p in zip(sources, targets, pred):
+        row = out.setdefault(f"{source} / {SCREENING_CLASSES[target]}", {"n": 0, "correct": 0})
+        row["n"] += 1
+        row["correct"] += int(p == target)
+    return dict(sorted(out.items()))
+
+
 def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False) -> list[Path]:
     written = []
     for task, (weights, _, config) in find_checkpoints(run_dir).items():
@@ -72,6 +89,9 @@ def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False) -> 
                      f"COVID-19 ({check['called_covid19_rate']:.0%}); of the {check['no_finding_n']} "
                      f"with no finding it calls {check['no_finding_called_normal']} Normal and "
                      f"{check['no_finding_called_covid19']} COVID-19."] + notes
+            config["test_recall_by_source"] = by_source = recall_by_source(weights, data)
+            notes.append("Test-split recall by source / class (correct of n): " + "; ".join(
+                f"{k} {v['correct']}/{v['n']}" for k, v in by_source.items()) + ".")
         config["limitations"] = notes
         BUNDLED_DIR.mkdir(exist_ok=True)
         shutil.copy(weights, BUNDLED_DIR / weights.name)

@@ -26,10 +26,10 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     --extra-adults $S/diagnosis/labels.csv --init scratch --epochs 4 --samples-per-epoch 1500 \
     --lr 1e-3 --batch-size 24 --out runs/densenet-pretrain &&
   python -m training.train --task diagnosis --data $S/diagnosis/labels.csv \
-    --init runs/densenet-pretrain --epochs 16 --lr 3e-4 --batch-size 16 --patience 6 \
-    --out runs/diagnosis ) &
+    --init runs/densenet-pretrain --epochs 20 --lr 3e-4 --batch-size 16 --patience 8 \
+    --ema-epochs 2 --out runs/diagnosis-ema ) &
 wait
 
 # Evaluate on the test split, then bundle if better on validation than what is bundled.
 python -m training.bundle runs/screening-adult --data $S
-python -m training.bundle runs/diagnosis --data $S
+python -m training.bundle runs/diagnosis-ema --data $S
