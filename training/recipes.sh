@@ -21,15 +21,20 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     --out runs/screening-adult ) &
 
 # Diagnosis: a DenseNet121 first learns chest X-rays on the screening data (4,700+ images),
-# then its backbone starts the 14-label NIH model (400 training images).
+# then its backbone starts the 14-label NIH model (400 training images). The second
+# pre-training run was stopped during epoch 4 for time (its checkpoint: best epoch 2).
 ( python -m training.train --task screening --arch densenet121 --data $S/screening/labels.csv \
     --extra-adults $S/diagnosis/labels.csv --init scratch --epochs 4 --samples-per-epoch 1500 \
     --lr 1e-3 --batch-size 24 --out runs/densenet-pretrain &&
+  python -m training.train --task screening --arch densenet121 --data $S/screening/labels.csv \
+    --extra-adults $S/diagnosis/labels.csv --init runs/densenet-pretrain --epochs 6 \
+    --samples-per-epoch 3000 --lr 5e-4 --warmup-epochs 0.3 --batch-size 24 --patience 6 \
+    --ema-epochs 1 --out runs/densenet-pretrain2 &&
   python -m training.train --task diagnosis --data $S/diagnosis/labels.csv \
-    --init runs/densenet-pretrain --epochs 20 --lr 3e-4 --batch-size 16 --patience 8 \
-    --ema-epochs 2 --out runs/diagnosis-ema ) &
+    --init runs/densenet-pretrain2 --epochs 20 --lr 3e-4 --batch-size 16 --patience 8 \
+    --ema-epochs 2 --out runs/diagnosis-ema2 ) &
 wait
 
 # Evaluate on the test split, then bundle if better on validation than what is bundled.
 python -m training.bundle runs/screening-adult --data $S
-python -m training.bundle runs/diagnosis-ema --data $S
+python -m training.bundle runs/diagnosis-ema2 --data $S
