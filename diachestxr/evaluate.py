@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from sklearn.metrics import auc, roc_curve
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 from tqdm import tqdm
 
 from .io import ImageReadError, read_xray
@@ -123,7 +123,7 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
                  batch_size: int = BATCH_SIZE) -> dict:
     """Evaluate the `task` model (resolved like everywhere else: --weights, Hub, bundled) on
     a labelled CSV; write metrics.json to `out` and ROC / confusion-matrix PNGs to
-    `plots_dir` (default: `out`'s folder). `limit` keeps the first N rows (quick checks).
+    `plots_dir` (default: `out`'s folder), ROC and precision-recall curves alike. `limit` keeps the first N rows (quick checks).
     Returns the metrics dict that was written. out=None writes nothing."""
     from .inference import Predictor
 
@@ -150,8 +150,9 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
         out.write_text(json.dumps(metrics, indent=2) + "\n")
         plots = Path(plots_dir) if plots_dir is not None else out.parent
         plots.mkdir(parents=True, exist_ok=True)
-        written = [plot_roc(targets, probs, labels, loaded.spec.multilabel,
-                            plots / f"{task}_roc.png", title=f"{task} ROC (n={len(paths)})")]
+        written = [plot_curves(targets, probs, labels, loaded.spec.multilabel, plots / f"{task}_{kind}.png",
+                               kind, title=f"{task} {kind.upper()} (n={len(paths)})")
+                   for kind in ("roc", "pr")]
         if not loaded.spec.multilabel:
             written.append(plot_confusion(metrics["confusion_matrix"], labels,
                                           plots / f"{task}_confusion.png",
@@ -179,10 +180,11 @@ def _figure(size=(6.4, 6.0)):
     return fig, fig.subplots()
 
 
-def plot_roc(targets: np.ndarray, probs: np.ndarray, labels: Sequence[str], multilabel: bool,
-             path: Path, title: str = "ROC") -> Path:
-    """All classes/labels' one-vs-rest ROC curves on one plot; classes without both
-    positives and negatives are listed as n/a."""
+def plot_curves(targets: np.ndarray, probs: np.ndarray, labels: Sequence[str], multilabel: bool,
+                path: Path, kind: str = "roc", title: str = "ROC") -> Path:
+    """All classes/labels' one-vs-rest ROC (kind "roc") or precision-recall ("pr") curves on
+    one plot; classes without both positives and negatives are listed as n/a. PR curves show
+    what ROC hides for rare labels: how many of the flagged images are real positives."""
     import matplotlib
 
     onehot = targets if multilabel else np.eye(len(labels))[targets]
@@ -193,13 +195,22 @@ def plot_roc(targets: np.ndarray, probs: np.ndarray, labels: Sequence[str], mult
         if y.all() or not y.any():
             ax.plot([], [], color=colours(i), label=f"{label}: n/a ({int(y.sum())} pos)")
             continue
-        fpr, tpr, _ = roc_curve(y, probs[:, i])
-        ax.plot(fpr, tpr, color=colours(i), lw=1.6,
-                label=f"{label}: AUROC {auc(fpr, tpr):.3f} ({int(y.sum())} pos)")
-    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity (false positive rate)",
-           ylabel="sensitivity (true positive rate)", title=title, aspect="equal")
-    ax.legend(loc="lower right", fontsize=7 if multilabel else 9)
+        if kind == "roc":
+            fpr, tpr, _ = roc_curve(y, probs[:, i])
+            ax.plot(fpr, tpr, color=colours(i), lw=1.6,
+                    label=f"{label}: AUROC {auc(fpr, tpr):.3f} ({int(y.sum())} pos)")
+        else:
+            precision, recall, _ = precision_recall_curve(y, probs[:, i])
+            ax.plot(recall, precision, color=colours(i), lw=1.6, drawstyle="steps-post",
+                    label=f"{label}: AP {average_precision_score(y, probs[:, i]):.3f} "
+                          f"(prevalence {y.mean():.2f})")
+    if kind == "roc":
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
+        ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity (true positive rate)")
+    else:
+        ax.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), title=title, aspect="equal")
+    ax.legend(loc="lower right" if kind == "roc" else "lower left", fontsize=7 if multilabel else 9)
     fig.savefig(path, dpi=110)
     return path
 

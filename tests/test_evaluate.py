@@ -139,7 +139,7 @@ def test_evaluate_screening_writes_the_contract(screening_csv, random_weights_di
     assert [v["n_pos"] for v in metrics["per_class"].values()] == [0, 2, 2]
     cm = np.array(metrics["confusion_matrix"])
     assert cm.shape == (3, 3) and cm.sum() == 4 and cm[0].sum() == 0 and cm[1].sum() == 2
-    for name in ("screening_roc.png", "screening_confusion.png"):  # plots beside --out
+    for name in ("screening_roc.png", "screening_pr.png", "screening_confusion.png"):  # beside --out
         assert Image.open(tmp_path / "eval" / name).size[0] > 300
 
 
@@ -173,7 +173,8 @@ def test_evaluate_diagnosis_uses_the_checkpoint_thresholds(diagnosis_csv, random
     mass = metrics["per_label"]["Mass"]
     assert mass["threshold"] == 1.0 and mass["auroc"] is None and mass["sensitivity"] is None
     assert metrics["mean_auroc"] == effusion["auroc"]  # only Effusion has both classes
-    assert (plots / "diagnosis_roc.png").is_file() and not (plots / "diagnosis_confusion.png").exists()
+    assert (plots / "diagnosis_roc.png").is_file() and (plots / "diagnosis_pr.png").is_file()
+    assert not (plots / "diagnosis_confusion.png").exists()
 
 
 # ----------------------------------------------------------------------------- errors
