@@ -13,7 +13,6 @@ all taken before COVID-19 existed, so every COVID-19 call on them is a false pos
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import sys
@@ -24,6 +23,7 @@ from diachestxr.evaluate import evaluate_csv, predict_files, read_labelled_csv
 from diachestxr.labels import SCREENING_CLASSES
 from diachestxr.weights import BUNDLED_DIR, load_checkpoint
 
+from .data import read_labels_csv
 from .push_to_hub import DATA, find_checkpoints, model_card
 
 SCORE = {"screening": "macro_auroc", "diagnosis": "mean_auroc"}  # reported on the test split
@@ -51,14 +51,13 @@ def adult_check(weights_file: Path, data: Path) -> dict:
 def recall_by_source(weights_file: Path, data: Path) -> dict:
     """Test-split recall per source and class: a hospital whose COVID-19 images are all
     recognised while another's are missed points at a hospital shortcut."""
-    csv_path = data / "screening" / "labels.csv"
-    paths, targets = read_labelled_csv(csv_path, "screening", "test")
-    with csv_path.open(newline="", encoding="utf-8-sig") as f:
-        sources = [r.get("source", "") for r in csv.DictReader(f) if r.get("split") == "test"]
-    pred = predict_files(load_checkpoint(weights_file, "screening"), paths).argmax(1)
+    records = read_labels_csv(data / "screening" / "labels.csv", "screening", "test")
+    pred = predict_files(load_checkpoint(weights_file, "screening"), [r.path for r in records]).argmax(1)
     out = {}
-    for source, target, p in zip(sources, targets, pred):
-        row = out.setdefault(f"{source} / {SCREENING_CLASSES[target]}", {"n": 0, "correct": 0})
+    for record, p in zip(records, pred):
+        target = int(record.target)
+        row = out.setdefault(f"{record.meta.get('source', '')} / {SCREENING_CLASSES[target]}",
+                             {"n": 0, "correct": 0})
         row["n"] += 1
         row["correct"] += int(p == target)
     return dict(sorted(out.items()))
