@@ -1,11 +1,12 @@
 """Sample images for the demo: which ones exist, where they are, and where they came from.
 
 `examples/manifest.csv` (in the repository) lists public chest X-rays with their task, label,
-source, license and URL. The images themselves are not committed; they are found in the
-first of:
+source, license and URL. The thirteen images (CC BY 3.0 / CC BY 4.0 / NIH, attribution in the
+manifest) ship beside it, so a fresh clone and a Space show samples offline. They are found
+in the first of:
 
 1. `DIACHESTXR_EXAMPLES_DIR` (a folder holding the files named in the manifest);
-2. the repository's `examples/` folder (if someone put the files there);
+2. the repository's `examples/` folder (the shipped copies);
 3. a cache folder (`DIACHESTXR_CACHE_DIR`, else `~/.cache/diachestxr`)/examples, filled by
    downloading the manifest's URLs once. One quick connectivity check comes first, so an
    offline machine loses at most ~2 s; `DIACHESTXR_EXAMPLES_DOWNLOAD=0` skips it entirely.

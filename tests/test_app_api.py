@@ -187,8 +187,9 @@ def test_manifest_lists_the_shared_examples_with_their_labels(examples_dir):
         assert row["task"] in ("screening", "diagnosis") and row["license"] and row["attribution"]
         labels = SCREENING_CLASSES if row["task"] == "screening" else (*NIH_LABELS, "No Finding")
         assert set(row["label"].split("|")) <= set(labels)
-    # the images themselves are never committed
-    assert not [p for p in (ROOT / "examples").iterdir() if p.suffix.lower() != ".csv"]
+    # the repository ships exactly the manifest's images (CC BY / NIH) and no other image
+    shipped = {p.name for p in (ROOT / "examples").iterdir() if p.suffix.lower() != ".csv"}
+    assert shipped == set(shared)
 
 
 def test_examples_come_from_the_examples_dir(monkeypatch, examples_dir):
@@ -196,9 +197,20 @@ def test_examples_come_from_the_examples_dir(monkeypatch, examples_dir):
 
     monkeypatch.setenv("DIACHESTXR_EXAMPLES_DIR", str(examples_dir))
     found = list_examples()
-    assert len(found) == 11 and all(e.path.is_file() for e in found)
+    assert len(found) == 13 and all(e.path.is_file() for e in found)
     assert {e.task for e in list_examples("screening")} == {"screening"}
-    assert len(list_examples("diagnosis")) == 5
+    assert len(list_examples("screening")) == 8 and len(list_examples("diagnosis")) == 5
+    # adult Normal and Pneumonia samples exist, so the gallery does not teach the age confound
+    adults = {e.label for e in list_examples("screening") if e.source.startswith("NIH")}
+    assert adults == {"Normal", "Pneumonia"}
+
+
+def test_a_fresh_clone_shows_the_shipped_examples_offline(monkeypatch):
+    from diachestxr.examples import REPO_EXAMPLES_DIR, list_examples
+
+    monkeypatch.delenv("DIACHESTXR_EXAMPLES_DIR", raising=False)
+    found = list_examples(allow_download=False)
+    assert len(found) == 13 and all(e.path.parent == REPO_EXAMPLES_DIR for e in found)
 
 
 def test_no_examples_and_a_stalled_host_cost_little(monkeypatch, tmp_path):
