@@ -32,7 +32,8 @@ import numpy as np  # noqa: E402
 
 from diachestxr import ImageReadError, Predictor, WeightsError, __version__  # noqa: E402
 from diachestxr.examples import Example, list_examples  # noqa: E402
-from diachestxr.explain import DEFAULT_ALPHA, overlay  # noqa: E402
+from diachestxr.explain import CAM_METHODS, DEFAULT_ALPHA, DEFAULT_METHOD, overlay  # noqa: E402
+from diachestxr.inference import TOP_FINDINGS  # noqa: E402
 from diachestxr.io import MAX_FILE_BYTES  # noqa: E402
 from diachestxr.registry import TASKS, get_spec  # noqa: E402
 
@@ -44,11 +45,14 @@ DISCLAIMER = "Research demo — not for clinical use."
 ARCH_NAMES = {"alexnet": "AlexNet", "densenet121": "DenseNet-121"}
 SOURCE_NAMES = {"local": "a local folder", "hub": "the Hugging Face Hub",
                 "bundled": "the checkpoint bundled with the app"}
-QUEUE_CONCURRENCY = 2  # model calls per event at once; the CAM lock serialises each model anyway
+QUEUE_CONCURRENCY = 4  # model calls per event at once (torch runs them side by side)
 QUEUE_MAX_SIZE = 64  # beyond this, new requests are told the queue is full instead of waiting
 RESULT_TTL_S = 3600
 WEAK_AUROC = 0.7  # below this test AUROC the tab warns that its outputs are mostly wrong
 NO_RESULT = "Upload an image (or click a sample) to see the 14 probabilities."
+PNG_COMPRESS_LEVEL = 1  # overlays: zlib level 1 encodes ~4x faster than Pillow's default 6
+METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "xgradcam": "XGrad-CAM",
+                "hirescam": "HiResCAM", "layercam": "LayerCAM"}
 
 
 # ------------------------------------------------------------------------- loaded once
@@ -103,12 +107,33 @@ def _user_errors(name: str) -> Iterator[None]:
 
 
 def _cam_u8(cam: np.ndarray) -> np.ndarray:
-    """Maps are kept per session as uint8 (a quarter of float32's memory)."""
+    """Maps are kept per session as uint8 at the model's input size (224 x 224: 50 KB each),
+    so a threshold, opacity or label change redraws them without running the model."""
     return np.rint(np.clip(cam, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-def _overlay(state: dict, label: str, opacity: float) -> np.ndarray:
-    return overlay(state["image"], state["cams"][label].astype(np.float32) / 255.0, float(opacity))
+def _overlay(state: dict, label: str, opacity: float) -> str:
+    return _png(overlay(state["image"], state["cams"][label].astype(np.float32) / 255.0, float(opacity)))
+
+
+def _png(rgb: np.ndarray) -> str:
+    """An overlay as a PNG file, encoded once, at display size (results keep the image at
+    most 1024 px on its long side), at a fast compression level."""
+    from PIL import Image
+
+    folder = _RESULTS_DIR / "overlays"
+    folder.mkdir(exist_ok=True)
+    out = folder / f"{uuid.uuid4().hex}.png"
+    Image.fromarray(rgb).save(out, compress_level=PNG_COMPRESS_LEVEL)
+    return str(out)
+
+
+def _method(method: str | None) -> str:
+    method = method or DEFAULT_METHOD
+    if method not in CAM_METHODS:
+        raise gr.Error(f"Unknown map method {method!r}; choose one of {', '.join(CAM_METHODS)}.",
+                       title="Unknown method", print_exception=False)
+    return method
 
 
 def _model_summary(task: str) -> dict:
@@ -135,24 +160,41 @@ def _pretty(label: str) -> str:
 
 
 # ----------------------------------------------------------------------------- screening
-def screen(image: str, opacity: float = DEFAULT_ALPHA):
+def screen(image: str, opacity: float = DEFAULT_ALPHA, method: str = DEFAULT_METHOD):
     """Screen one chest X-ray (PNG, JPEG or DICOM) for COVID-19 / Pneumonia / Normal.
 
+    method: the map method (gradcam, gradcam++, xgradcam, hirescam, layercam).
     Returns (result, overlay, result_file): result = {"task", "file", "label",
-    "confidences" {class: p, summing to 1}, "explained", "model", "version", "disclaimer"};
-    overlay = the Grad-CAM heatmap of the predicted class on the image (PNG, the input's
-    size); result_file = the result as a JSON file.
+    "confidences" {class: p, summing to 1}, "explained", "method", "model", "version",
+    "disclaimer"}; overlay = the heatmap of the predicted class on the image (PNG, the
+    input's aspect, at most 1024 px); result_file = the result as a JSON file.
     """
     predictor = _predictor("screening")
     path = _path(image)
     name = Path(path).name
+    method = _method(method)
     with _user_errors(name):
-        r = predictor.screen(path, explain="predicted", alpha=float(opacity))
-    result = {**r.to_dict(), "file": name, "explained": r.label,
+        # all three maps cost about as much as one: any class the user picks is ready
+        r = predictor.screen(path, explain="all", alpha=float(opacity), method=method)
+    result = {**r.to_dict(), "file": name, "explained": r.label, "method": method,
               "model": _model_summary("screening"), "version": __version__,
               "disclaimer": DISCLAIMER}
-    state = {"image": r.image, "cams": {r.label: _cam_u8(r.cam)}, "result": result}
-    return result, r.overlay, _write_json(result), state
+    state = {"image": r.image, "result": result,
+             "cams": {label: _cam_u8(e.cam) for label, e in r.explanations.items()}}
+    return result, _png(r.overlay), _write_json(result), state
+
+
+def _method_choice(prefix: str) -> gr.Dropdown:
+    return gr.Dropdown(choices=[(METHOD_NAMES.get(m, m), m) for m in CAM_METHODS],
+                       value=DEFAULT_METHOD, label="Map method", elem_id=f"{prefix}-method",
+                       info="Grad-CAM, or another gradient-based class activation map")
+
+
+def _screen_again(image: str | None, opacity: float, method: str, state: dict | None):
+    """UI only: the map method changed; new maps for the image in the file box."""
+    if image is None:
+        return gr.skip(), gr.skip(), gr.skip(), state
+    return screen(image, opacity, method)
 
 
 def _screen_clear():
@@ -175,13 +217,9 @@ def _screen_view(state: dict | None):
 
 
 def _screen_explain(label: str | None, opacity: float, state: dict | None):
-    """UI only: the map for any class (computed once per class, then reused)."""
+    """UI only: the map for any class, redrawn from the maps the last call computed."""
     if not state or not label:
         return gr.skip(), gr.skip(), state
-    if label not in state["cams"]:
-        with _user_errors(state["result"]["file"]):
-            r = _predictor("screening").screen(state["image"], explain=[label])
-        state["cams"][label] = _cam_u8(r.explanations[label].cam)
     predicted = state["result"]["label"]
     p = state["result"]["confidences"][label]
     caption = (f"Heatmap for **{label}** ({p:.0%})"
@@ -192,43 +230,66 @@ def _screen_explain(label: str | None, opacity: float, state: dict | None):
 
 
 # ----------------------------------------------------------------------------- diagnosis
-def _run_diagnosis(source: Any, name: str, calibrated: bool, threshold: float, opacity: float):
-    predictor = _predictor("diagnosis")
-    with _user_errors(name):
-        r = predictor.diagnose(source, thresholds=None if calibrated else float(threshold),
-                               explain="top", alpha=float(opacity))
-    probabilities = dict(sorted(r.probabilities.items(), key=lambda kv: -kv[1]))
-    result = {"task": "diagnosis", "file": name, "probabilities": probabilities,
-              "thresholds": r.thresholds, "findings": r.findings,
-              "explained": list(r.explanations), "model": _model_summary("diagnosis"),
-              "version": __version__, "disclaimer": DISCLAIMER}
-    state = {"image": r.image, "result": result, "top": list(r.explanations),
-             "cams": {label: _cam_u8(e.cam) for label, e in r.explanations.items()}}
-    gallery = [(e.overlay, _short_caption(result, label, e.empty))
-               for label, e in r.explanations.items()]
+def _thresholds(calibrated: bool, threshold: float) -> dict[str, float]:
+    with _user_errors("thresholds"):
+        return _predictor("diagnosis").thresholds(None if calibrated else float(threshold))
+
+
+def _diagnosis_outputs(state: dict, opacity: float):
+    """(result, gallery, result file, state) from what the model computed for this image:
+    the table and the gallery share one ranking, the probability."""
+    result = state["result"]
+    gallery = [(_overlay(state, label, opacity),
+                _short_caption(result, label, not state["cams"][label].any()))
+               for label in result["explained"]]
     return result, gallery, _write_json(result), state
 
 
+def _diagnosis_result(state: dict, thresholds: dict[str, float]) -> dict:
+    """The API's result for the stored probabilities at these thresholds (no model run)."""
+    result = state["result"]
+    probs = result["probabilities"]  # most probable first
+    return {**result, "thresholds": thresholds,
+            "findings": [label for label, p in probs.items() if p >= thresholds[label]]}
+
+
 def diagnose(image: str, calibrated_thresholds: bool = True, threshold: float = 0.5,
-             opacity: float = DEFAULT_ALPHA):
+             opacity: float = DEFAULT_ALPHA, method: str = DEFAULT_METHOD):
     """Probabilities of the 14 NIH ChestX-ray14 findings for one chest X-ray.
 
     calibrated_thresholds: use the checkpoint's per-label thresholds (default); if False,
-    `threshold` applies to every label. Returns (result, overlays, result_file): result =
+    `threshold` applies to every label. method: the map method (gradcam, gradcam++,
+    xgradcam, hirescam, layercam). Returns (result, overlays, result_file): result =
     {"task", "file", "probabilities" {label: p, most probable first}, "thresholds",
-    "findings" [labels at or above threshold, most probable first], "explained", "model",
-    "version", "disclaimer"}; overlays = Grad-CAM heatmaps of the top-ranked labels
-    (a gallery: [{"image": PNG, "caption": ...}]); result_file = the result as JSON.
+    "findings" [labels at or above threshold, most probable first], "explained" [the
+    mapped labels: the most probable], "method", "model", "version", "disclaimer"};
+    overlays = heatmaps of the most probable labels (a gallery: [{"image": PNG, "caption":
+    ...}]); result_file = the result as JSON.
     """
     path = _path(image)
-    return _run_diagnosis(path, Path(path).name, calibrated_thresholds, threshold, opacity)
+    name = Path(path).name
+    predictor = _predictor("diagnosis")
+    method = _method(method)
+    thresholds = _thresholds(calibrated_thresholds, threshold)
+    with _user_errors(name):
+        # all 14 maps cost about as much as one: every label the user picks is ready
+        r = predictor.diagnose(path, thresholds=thresholds, explain="all", method=method)
+    probabilities = dict(sorted(r.probabilities.items(), key=lambda kv: -kv[1]))
+    state = {"image": r.image, "cams": {label: _cam_u8(e.cam) for label, e in r.explanations.items()},
+             "result": {"task": "diagnosis", "file": name, "probabilities": probabilities,
+                        "explained": list(probabilities)[:TOP_FINDINGS], "method": method,
+                        "model": _model_summary("diagnosis"), "version": __version__,
+                        "disclaimer": DISCLAIMER}}
+    state["result"] = _diagnosis_result(state, thresholds)
+    return _diagnosis_outputs(state, opacity)
 
 
 def _rethreshold(calibrated: bool, threshold: float, opacity: float, state: dict | None):
-    """UI only: thresholds changed; re-run on the image already read (no upload again)."""
+    """UI only: thresholds changed; new findings from the stored probabilities."""
     if not state:
         return gr.skip(), gr.skip(), gr.skip(), state
-    return _run_diagnosis(state["image"], state["result"]["file"], calibrated, threshold, opacity)
+    state = {**state, "result": _diagnosis_result(state, _thresholds(calibrated, threshold))}
+    return _diagnosis_outputs(state, opacity)
 
 
 def _short_caption(result: dict, label: str, empty: bool = False) -> str:
@@ -236,6 +297,14 @@ def _short_caption(result: dict, label: str, empty: bool = False) -> str:
     mark = "▲ " if label in result["findings"] else ""
     note = " · empty map: no region raised this score" if empty else ""
     return f"{mark}{_pretty(label)} {result['probabilities'][label]:.0%}{note}"
+
+
+def _diagnose_again(image: str | None, calibrated: bool, threshold: float, opacity: float,
+                    method: str, state: dict | None):
+    """UI only: the map method changed; new maps for the image in the file box."""
+    if image is None:
+        return gr.skip(), gr.skip(), gr.skip(), state
+    return diagnose(image, calibrated, threshold, opacity, method)
 
 
 def _diagnosis_clear():
@@ -278,14 +347,9 @@ def _diagnosis_view(state: dict | None):
 
 
 def _diagnosis_pick(label: str | None, opacity: float, state: dict | None):
-    """UI only: the map for any label the user picks (computed once, then reused)."""
+    """UI only: the map for any label the user picks, from the maps already computed."""
     if not state or not label:
         return None, state
-    if label not in state["cams"]:
-        with _user_errors(state["result"]["file"]):
-            r = _predictor("diagnosis").diagnose(
-                state["image"], thresholds=state["result"]["thresholds"], explain=[label])
-        state["cams"][label] = _cam_u8(r.explanations[label].cam)
     empty = not state["cams"][label].any()
     return gr.Image(value=_overlay(state, label, opacity),
                     label=f"Grad-CAM: {_short_caption(state['result'], label, empty)}"), state
@@ -297,7 +361,7 @@ def _diagnosis_opacity(label: str | None, opacity: float, state: dict | None):
         return gr.skip(), gr.skip()
     gallery = [(_overlay(state, label_, opacity),
                 _short_caption(state["result"], label_, not state["cams"][label_].any()))
-               for label_ in state["top"]]
+               for label_ in state["result"]["explained"]]
     picked = _overlay(state, label, opacity) if label and label in state["cams"] else gr.skip()
     return gallery, picked
 
@@ -446,6 +510,7 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
                                    elem_id="screen-class")
                 s_alpha = gr.Slider(0.0, 1.0, value=DEFAULT_ALPHA, step=0.05,
                                     label="Heatmap opacity", elem_id="screen-alpha")
+                s_method = _method_choice("screen")
                 s_download = gr.DownloadButton("Download result (JSON)", interactive=False,
                                                elem_id="screen-download")
                 with gr.Accordion("Result as JSON (what the /screen API returns)", open=False):
@@ -457,7 +522,7 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
         # then the API step, then the UI-only views
         s_results = [s_label, s_overlay, s_caption, s_json, s_download, s_class, s_state]
         s_clear = dict(fn=_screen_clear, outputs=s_results, queue=False, api_visibility="private")
-        s_step = dict(fn=screen, inputs=[s_file, s_alpha],
+        s_step = dict(fn=screen, inputs=[s_file, s_alpha, s_method],
                       outputs=[s_json, s_overlay, s_download, s_state])
         s_view = dict(fn=_screen_view, inputs=[s_state],
                       outputs=[s_label, s_class, s_caption, s_download], api_visibility="private")
@@ -467,6 +532,9 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
             s_examples.load_input_event.then(**s_clear).then(
                 **s_step, api_visibility="private").success(**s_view)
         s_file.clear(**s_clear)
+        s_method.input(_screen_again, inputs=[s_file, s_alpha, s_method, s_state],
+                       outputs=[s_json, s_overlay, s_download, s_state],
+                       api_visibility="private").success(**s_view)
         s_class.input(_screen_explain, inputs=[s_class, s_alpha, s_state],
                       outputs=[s_overlay, s_caption, s_state], api_visibility="private")
         s_alpha.release(_screen_explain, inputs=[s_class, s_alpha, s_state],
@@ -487,6 +555,7 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
                                             elem_id="diagnose-threshold")
                 d_alpha = gr.Slider(0.0, 1.0, value=DEFAULT_ALPHA, step=0.05,
                                     label="Heatmap opacity", elem_id="diagnose-alpha")
+                d_method = _method_choice("diagnose")
             with gr.Column(scale=5, min_width=320):
                 d_summary = gr.Markdown(NO_RESULT, elem_id="diagnose-summary")
                 d_table = gr.HTML(elem_id="diagnose-table")
@@ -495,9 +564,9 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
                 with gr.Accordion("Result as JSON (what the /diagnose API returns)", open=False):
                     d_json = gr.JSON(label="result", show_label=False)
             with gr.Column(scale=5, min_width=320):
-                gr.Markdown("**Grad-CAM for the top-ranked labels** (▲ = finding; click a "
+                gr.Markdown("**Heatmaps of the most probable labels** (▲ = finding; click a "
                             "thumbnail to switch)", elem_classes=["small"])
-                d_gallery = gr.Gallery(label="Grad-CAM overlays: top-ranked labels", format="png",
+                d_gallery = gr.Gallery(label="Heatmaps: the most probable labels", format="png",
                                        columns=3, height=420, object_fit="contain",
                                        interactive=False, buttons=["download", "fullscreen"],
                                        elem_id="diagnose-gallery")
@@ -516,7 +585,7 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
         d_results = [d_summary, d_table, d_json, d_gallery, d_download, d_pick_image, d_state]
         d_clear = dict(fn=_diagnosis_clear, outputs=d_results, queue=False,
                        api_visibility="private")
-        d_step = dict(fn=diagnose, inputs=[d_file, d_calibrated, d_threshold, d_alpha],
+        d_step = dict(fn=diagnose, inputs=[d_file, d_calibrated, d_threshold, d_alpha, d_method],
                       outputs=d_outputs)
         d_after = [dict(fn=_diagnosis_view, inputs=[d_state], api_visibility="private",
                         outputs=[d_summary, d_table, d_download, d_gallery]),
@@ -533,6 +602,10 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
         gr.on([d_calibrated.input, d_threshold.release], _rethreshold,
               inputs=[d_calibrated, d_threshold, d_alpha, d_state], outputs=d_outputs,
               api_visibility="private").success(**d_after[0]).success(**d_after[1])
+        d_method.input(_diagnose_again, inputs=[d_file, d_calibrated, d_threshold, d_alpha,
+                                                d_method, d_state],
+                       outputs=d_outputs, api_visibility="private").success(
+            **d_after[0]).success(**d_after[1])
         d_pick.input(_diagnosis_pick, inputs=[d_pick, d_alpha, d_state],
                      outputs=[d_pick_image, d_state], api_visibility="private")
         d_alpha.release(_diagnosis_opacity, inputs=[d_pick, d_alpha, d_state],

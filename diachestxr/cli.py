@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .io import ImageReadError
-from .registry import TASKS
+from .registry import DEFAULT_MAP_METHOD, MAP_METHODS, TASKS
 from .weights import WeightsError
 
 EXIT_USER_ERROR = 2
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", help="a folder with <task>.safetensors + <task>.json")
     p.add_argument("--threshold", type=float, help="diagnosis: one threshold for every label "
                    "(default: the checkpoint's calibrated per-label thresholds)")
+    p.add_argument("--cam-method", default=DEFAULT_MAP_METHOD, choices=MAP_METHODS,
+                   help=f"the map method for --cam-dir (default: {DEFAULT_MAP_METHOD})")
+    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
 
     e = sub.add_parser("evaluate", help="metrics over a labelled CSV (metrics.json, ROC/confusion PNGs)")
     e.add_argument("--task", choices=TASKS, required=True)
@@ -63,37 +66,49 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from PIL import Image
-
     from .inference import Predictor
+    from .io import read_xray
 
     predictor = Predictor(tasks=[args.task], weights_dir=args.weights)
     if args.cam_dir:
         args.cam_dir.mkdir(parents=True, exist_ok=True)
     status = 0
-    for path in args.images:
-        try:
-            if args.task == "screening":
-                result = predictor.screen(path)
-            else:
-                result = predictor.diagnose(path, thresholds=args.threshold)
-        except ImageReadError as err:
-            status = EXIT_USER_ERROR  # report it, go on with the other files
+    for start in range(0, len(args.images), args.batch_size):
+        paths = args.images[start:start + args.batch_size]
+        images: dict[str, object] = {}
+        for path in paths:  # read first: one bad file is reported, the others go on
+            try:
+                images[path] = read_xray(path)
+            except ImageReadError as err:
+                images[path] = err
+        readable = [p for p in paths if not isinstance(images[p], ImageReadError)]
+        results = dict(zip(readable, predictor.iter_predict(
+            [images[p] for p in readable], args.task, thresholds=args.threshold,
+            explain="default" if args.cam_dir else "none", method=args.cam_method)))
+        for path in paths:
+            if path in results:
+                _print_result(args, path, results[path])
+                continue
+            status = EXIT_USER_ERROR
             if args.json:
-                print(json.dumps({"file": path, "error": str(err)}), flush=True)
+                print(json.dumps({"file": path, "error": str(images[path])}), flush=True)
             else:
-                print(f"{path}: error: {err}", file=sys.stderr, flush=True)
-            continue
-        record = {"file": path, **result.to_dict()}
-        if args.task == "diagnosis":
-            record.pop("thresholds")
-        if args.cam_dir:
-            label, explanation = next(iter(result.explanations.items()))
-            cam_file = args.cam_dir / f"{Path(path).stem}.{args.task}.png"
-            Image.fromarray(explanation.overlay).save(cam_file)
-            record["cam"] = {"file": str(cam_file), "label": label}
-        print(json.dumps(record) if args.json else _table(record), flush=True)
+                print(f"{path}: error: {images[path]}", file=sys.stderr, flush=True)
     return status
+
+
+def _print_result(args: argparse.Namespace, path: str, result) -> None:
+    from PIL import Image
+
+    record = {"file": path, **result.to_dict()}
+    if args.task == "diagnosis":
+        record.pop("thresholds")
+    if args.cam_dir:
+        label, explanation = next(iter(result.explanations.items()))
+        cam_file = args.cam_dir / f"{Path(path).stem}.{args.task}.png"
+        Image.fromarray(explanation.overlay).save(cam_file)
+        record["cam"] = {"file": str(cam_file), "label": label, "method": args.cam_method}
+    print(json.dumps(record) if args.json else _table(record), flush=True)
 
 
 def _table(record: dict) -> str:

@@ -21,19 +21,13 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
-from tqdm import tqdm
 
-from .io import ImageReadError, read_xray
+from .inference import BATCH_SIZE
 from .metrics import diagnosis_metrics, screening_metrics
 from .registry import get_spec
-from .transforms import eval_tensor
-from .weights import LoadedModel
 
 log = logging.getLogger(__name__)
-
-BATCH_SIZE = 32
 
 
 def read_labelled_csv(csv_path: str | os.PathLike, task: str, split: str | None = None
@@ -84,38 +78,6 @@ def read_labelled_csv(csv_path: str | os.PathLike, task: str, split: str | None 
     return paths, targets
 
 
-def predict_images(model: torch.nn.Module, spec, images: Sequence, device: torch.device | str = "cpu",
-                   batch_size: int = BATCH_SIZE, read=None, progress: bool = True) -> np.ndarray:
-    """Probabilities (N, C), batched, no Grad-CAM: softmax for screening, sigmoid for
-    diagnosis. `images` are canonical arrays, or anything `read` turns into one (paths).
-    Shared by evaluation and training's validation."""
-    model.eval()
-    out = []
-    with torch.no_grad(), tqdm(total=len(images), desc=f"evaluating {spec.task}", unit="img",
-                               disable=not progress) as bar:
-        for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
-            x = torch.stack([eval_tensor(read(im) if read else im, spec) for im in chunk]).to(device)
-            logits = model(x).float()
-            probs = torch.sigmoid(logits) if spec.multilabel else logits.softmax(1)
-            out.append(probs.cpu().numpy())
-            bar.update(len(chunk))
-    return np.concatenate(out).astype(np.float64)
-
-
-def predict_files(loaded: LoadedModel, paths: Sequence[Path], device: torch.device | str = "cpu",
-                  batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """predict_images for image files; an unreadable image raises ImageReadError naming it."""
-    return predict_images(loaded.model, loaded.spec, paths, device, batch_size, read=_read)
-
-
-def _read(path: Path) -> np.ndarray:
-    try:
-        return read_xray(path, name=str(path))
-    except ImageReadError as e:
-        raise ImageReadError(f"cannot evaluate: {e}") from None
-
-
 def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
                  weights_dir: str | os.PathLike | None = None,
                  out: str | os.PathLike | None = Path("metrics.json"),
@@ -131,11 +93,11 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
     if limit:
         paths, targets = paths[:limit], targets[:limit]
     predictor = Predictor(tasks=[task], weights_dir=weights_dir)
-    predictor.close()  # no Grad-CAM here: drop the CAM hooks, which would keep every activation
     loaded = predictor.models[task]
     log.info("evaluating the %s model from %s on %d images of %s", task, loaded.source,
              len(paths), csv)
-    probs = predict_files(loaded, paths, predictor.device, batch_size)
+    probs = predictor.probabilities(paths, task, batch_size=batch_size, progress=True,
+                                    names=[str(p) for p in paths])
     labels = loaded.spec.labels
     if loaded.spec.multilabel:
         # The checkpoint's calibrated per-label thresholds, exactly as `diagnose` uses them.

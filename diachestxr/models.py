@@ -10,6 +10,12 @@ images; pooling the 256 conv channels into Linear(256, 3) keeps the checkpoint a
 
 Why ReLUs are not in-place: Grad-CAM hooks the activations, and an in-place ReLU after the
 hooked layer (DenseNet's norm5, AlexNet's features) rewrites them during backward.
+
+The model carries its spec (`model.spec`, timm's "the config travels with the model") and,
+once loaded from a checkpoint, that checkpoint's JSON config (`model.config`: thresholds,
+metrics): a model and the preprocessing or labels of another cannot be paired by mistake.
+`model.split()` cuts it at the Grad-CAM layer, so maps are explained on the small head
+(see diachestxr.explain).
 """
 
 from __future__ import annotations
@@ -38,9 +44,26 @@ class ChestXRayNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(num_features, num_outputs)
 
+        self.spec: ModelSpec | None = None  # set by build_model
+        self.config: dict = {}  # the checkpoint's JSON config, set by diachestxr.weights
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features_relu(self.features(x))
         return self.classifier(self.dropout(self.head_norm(torch.flatten(self.pool(x), 1))))
+
+    def split(self) -> tuple[nn.Sequential, nn.Sequential]:
+        """(trunk, head) sharing this model's modules, cut at the spec's Grad-CAM layer:
+        trunk(x) is that layer's output and head(trunk(x)) == self(x). A Grad-CAM map needs
+        only the gradient at the cut, which depends only on the head."""
+        tail = [self.pool, nn.Flatten(1), self.head_norm, self.dropout, self.classifier]
+        if self.spec.cam_layer == "features_relu":  # DenseNet: after all of `features`
+            return nn.Sequential(self.features, self.features_relu), nn.Sequential(*tail)
+        prefix, index = self.spec.cam_layer.split(".")  # AlexNet: inside `features`
+        if prefix != "features":
+            raise ValueError(f"cannot split at {self.spec.cam_layer!r}")
+        cut = int(index) + 1
+        return (nn.Sequential(*self.features[:cut]),
+                nn.Sequential(*self.features[cut:], self.features_relu, *tail))
 
 
 def _no_inplace(module: nn.Module) -> nn.Module:
@@ -63,15 +86,14 @@ def build_model(spec: ModelSpec | str, imagenet: bool = False) -> ChestXRayNet:
                 if isinstance(m, nn.Conv2d):
                     nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                     nn.init.zeros_(m.bias)
-        return ChestXRayNet(_no_inplace(features), 256, n, final_relu=False, head_norm=True,
-                            dropout=0.3)
-    if spec.arch == "densenet121":
+        model = ChestXRayNet(_no_inplace(features), 256, n, final_relu=False, head_norm=True,
+                             dropout=0.3)
+    elif spec.arch == "densenet121":
         weights = torchvision.models.DenseNet121_Weights.IMAGENET1K_V1 if imagenet else None
         features = torchvision.models.densenet121(weights=weights).features
-        return ChestXRayNet(_no_inplace(features), 1024, n, final_relu=True, head_norm=False,
-                            dropout=0.2)
-    raise ValueError(f"unknown architecture {spec.arch!r}")
-
-
-def cam_target_layer(model: nn.Module, spec: ModelSpec) -> nn.Module:
-    return model.get_submodule(spec.cam_layer)
+        model = ChestXRayNet(_no_inplace(features), 1024, n, final_relu=True, head_norm=False,
+                             dropout=0.2)
+    else:
+        raise ValueError(f"unknown architecture {spec.arch!r}")
+    model.spec = spec
+    return model

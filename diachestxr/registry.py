@@ -16,6 +16,13 @@ DEFAULT_HUB_REPO = "diachestxr/diachestxr-models"
 DEFAULT_HUB_REVISION = "v1"  # a tag, so a push to main never changes a deployed app silently
 
 
+# The Grad-CAM target layer of each architecture (dotted module name in ChestXRayNet).
+CAM_LAYERS = {
+    "alexnet": "features.11",  # ReLU after the last conv: 13x13 at 224 px
+    "densenet121": "features_relu",  # the (not in-place) ReLU after features.norm5: 7x7
+}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     task: str
@@ -52,7 +59,7 @@ SPECS: dict[str, ModelSpec] = {
         input_size=224,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
-        cam_layer="features.11",  # ReLU after the last conv: 13x13 at 224 px
+        cam_layer=CAM_LAYERS["alexnet"],
         filename="screening.safetensors",
     ),
     "diagnosis": ModelSpec(
@@ -63,12 +70,17 @@ SPECS: dict[str, ModelSpec] = {
         input_size=224,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
-        cam_layer="features_relu",  # the (not in-place) ReLU after features.norm5: 7x7
+        cam_layer=CAM_LAYERS["densenet121"],
         filename="diagnosis.safetensors",
     ),
 }
 
 TASKS: tuple[str, ...] = tuple(SPECS)
+
+# Class activation map methods (pytorch-grad-cam) that work on the head alone: they need only
+# the activations and gradients at the target layer (see diachestxr.explain).
+MAP_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam")
+DEFAULT_MAP_METHOD = "gradcam"
 
 
 def get_spec(task: str) -> ModelSpec:

@@ -44,11 +44,17 @@ class WeightsSource:
 
 @dataclass
 class LoadedModel:
-    model: ChestXRayNet
-    spec: ModelSpec
-    config: dict
+    model: ChestXRayNet  # carries its spec and its checkpoint's config
     source: WeightsSource
     files: tuple[Path, Path] | None = None  # (safetensors, json)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.model.spec
+
+    @property
+    def config(self) -> dict:
+        return self.model.config
 
 
 # ---------------------------------------------------------------------------------- saving
@@ -104,8 +110,9 @@ def load_checkpoint(weights_file: str | os.PathLike, spec: ModelSpec | str,
                            f"({str(e).splitlines()[0]} ...); the file is not a DiaChestXR "
                            f"{spec.task} checkpoint of this version") from None
     model.eval()
+    model.config = config
     source = source or WeightsSource("local", str(weights_file.parent))
-    return LoadedModel(model, spec, config, source, (weights_file, config_file))
+    return LoadedModel(model, source, (weights_file, config_file))
 
 
 def load_model(task: str, weights_dir: str | os.PathLike | None = None) -> LoadedModel:

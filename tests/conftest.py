@@ -86,9 +86,10 @@ def running_app(weights_dir: Path | None, examples_dir: Path | None, log_path: P
         env["DIACHESTXR_HUB_REPO"] = "none"
     if examples_dir is not None:
         env["DIACHESTXR_EXAMPLES_DIR"] = str(examples_dir)
-    else:  # no sample images anywhere (and no download)
-        env.pop("DIACHESTXR_EXAMPLES_DIR", None)
-        env["DIACHESTXR_CACHE_DIR"] = str(log_path.parent / "cache")
+    else:  # no sample images anywhere: an empty folder overrides the shipped ones
+        empty = log_path.parent / "no-examples"
+        empty.mkdir(exist_ok=True)
+        env["DIACHESTXR_EXAMPLES_DIR"] = str(empty)
     url = f"http://127.0.0.1:{port}/"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,

@@ -219,6 +219,7 @@ def test_no_examples_and_a_stalled_host_cost_little(monkeypatch, tmp_path):
 
     monkeypatch.delenv("DIACHESTXR_EXAMPLES_DIR", raising=False)
     monkeypatch.setenv("DIACHESTXR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(examples, "REPO_EXAMPLES_DIR", tmp_path / "a-checkout-without-images")
     assert examples.list_examples(allow_download=False) == []
     monkeypatch.setattr(examples, "DOWNLOAD_TIMEOUT_S", 0.5)
     with socket.socket() as server:

@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from diachestxr import cli
-from diachestxr.evaluate import evaluate_csv, predict_files, read_labelled_csv
+from diachestxr import Predictor, cli
+from diachestxr.evaluate import evaluate_csv, read_labelled_csv
 from diachestxr.io import ImageReadError
 from diachestxr.labels import NIH_LABELS, SCREENING_CLASSES
 from diachestxr.metrics import balanced_accuracy, diagnosis_metrics, screening_metrics
@@ -146,7 +146,8 @@ def test_evaluate_screening_writes_the_contract(screening_csv, random_weights_di
 def test_evaluate_matches_the_predictor(screening_csv, random_weights_dir, random_predictor):
     """The batched path gives the probabilities `Predictor.screen` gives one by one."""
     paths, _ = read_labelled_csv(screening_csv, "screening", "test")
-    probs = predict_files(load_model("screening", random_weights_dir), paths[:2], batch_size=2)
+    probs = Predictor.from_models(load_model("screening", random_weights_dir).model).probabilities(
+        paths[:2], "screening", batch_size=2)
     for path, row in zip(paths, probs):
         expected = random_predictor.screen(path).confidences
         assert row == pytest.approx([expected[c] for c in SCREENING_CLASSES], abs=1e-5)

@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 
-from diachestxr.evaluate import evaluate_csv, predict_files, read_labelled_csv
+from diachestxr.evaluate import evaluate_csv, read_labelled_csv
+from diachestxr.inference import Predictor
 from diachestxr.labels import SCREENING_CLASSES
 from diachestxr.weights import BUNDLED_DIR, load_checkpoint
 
@@ -31,9 +32,9 @@ SCORE = {"screening": "macro_auroc", "diagnosis": "mean_auroc"}  # reported on t
 
 def adult_check(weights_file: Path, data: Path) -> dict:
     """How the screening model treats adult non-COVID radiographs it never trained on."""
-    loaded = load_checkpoint(weights_file, "screening")
+    predictor = Predictor.from_models(load_checkpoint(weights_file, "screening").model)
     paths, targets = read_labelled_csv(data / "diagnosis" / "labels.csv", "diagnosis", "test")
-    pred = predict_files(loaded, paths).argmax(1)
+    pred = predictor.probabilities(paths, "screening").argmax(1)
     no_finding = targets.sum(1) == 0
     covid, normal = SCREENING_CLASSES.index("COVID-19"), SCREENING_CLASSES.index("Normal")
     return {
@@ -52,7 +53,8 @@ def recall_by_source(weights_file: Path, data: Path) -> dict:
     """Test-split recall per source and class: a hospital whose COVID-19 images are all
     recognised while another's are missed points at a hospital shortcut."""
     records = read_labels_csv(data / "screening" / "labels.csv", "screening", "test")
-    pred = predict_files(load_checkpoint(weights_file, "screening"), [r.path for r in records]).argmax(1)
+    predictor = Predictor.from_models(load_checkpoint(weights_file, "screening").model)
+    pred = predictor.probabilities([r.path for r in records], "screening").argmax(1)
     out = {}
     for record, p in zip(records, pred):
         target = int(record.target)
