@@ -1,80 +1,127 @@
-"""`python -m diachestxr predict|evaluate|info`."""
+"""`diachestxr predict|evaluate|info` (also `python -m diachestxr ...`).
+
+Heavy imports (torch, pytorch-grad-cam) happen inside the commands that need them, so
+`--help` and `--version` answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import sys
 from pathlib import Path
 
+from . import __version__
 from .io import ImageReadError
 from .registry import DEFAULT_MAP_METHOD, MAP_METHODS, TASKS
-from .weights import WeightsError
 
 EXIT_USER_ERROR = 2
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
+PROGRESS_FROM = 10  # files: below this a progress bar is more noise than help
+WEIGHTS_HELP = ("a folder with <task>.safetensors + <task>.json (default: DIACHESTXR_WEIGHTS_DIR, "
+                "else the Hub, else the bundled checkpoint)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="diachestxr", description=(
+        "Chest X-ray screening (COVID-19 / Pneumonia / Normal) and NIH ChestX-ray14 diagnosis "
+        "with Grad-CAM. Research demo, not for clinical use."))
+    parser.add_argument("--version", action="version", version=f"diachestxr {__version__}")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true",
+                      help="log progress and where the weights come from")
+    loud.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("predict", help="predict images or folders of images",
+                       description="Predict PNG, JPEG or DICOM chest X-rays; folders are searched "
+                                   "recursively. One unreadable file is reported and the others "
+                                   "go on (exit status 2 if any failed).")
+    p.add_argument("--task", choices=TASKS, required=True,
+                   help="screening (COVID-19 / Pneumonia / Normal) or diagnosis (14 NIH labels)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("--json", action="store_true", help="print one JSON object per line")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="also write every result to FILE: .csv (one row per image) or .jsonl")
+    p.add_argument("--cam-dir", type=Path, metavar="DIR",
+                   help="write one heatmap overlay PNG per image here")
+    p.add_argument("--cam-method", default=DEFAULT_MAP_METHOD, choices=MAP_METHODS,
+                   help=f"the map method for --cam-dir (default: {DEFAULT_MAP_METHOD})")
+    p.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
+    p.add_argument("--threshold", type=float, help="diagnosis: one threshold for every label "
+                   "(default: the checkpoint's per-label operating points)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
+
+    e = sub.add_parser("evaluate", help="metrics over a labelled CSV (metrics.json and plots)")
+    e.add_argument("--task", choices=TASKS, required=True, help="the model to evaluate")
+    e.add_argument("--csv", type=Path, required=True,
+                   help="labels.csv with a path column (relative to its folder) and labels")
+    e.add_argument("--split", help="only rows whose split column has this value (e.g. test)")
+    e.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
+    e.add_argument("--out", type=Path, default=Path("metrics.json"),
+                   help="where metrics.json goes (default: ./metrics.json)")
+    e.add_argument("--plots-dir", type=Path, help="where the PNG plots go (default: beside --out)")
+
+    i = sub.add_parser("info", help="which weights each task uses, with their headline metrics")
+    i.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
+    i.add_argument("--json", action="store_true", help="the full record, model cards included")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m diachestxr", description=(
-        "Chest X-ray screening and diagnosis with Grad-CAM. Research demo, not for clinical use."))
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and weight resolution")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("predict", help="predict one or more images")
-    p.add_argument("--task", choices=TASKS, required=True)
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or DICOM files")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--cam-dir", type=Path, help="write one Grad-CAM overlay PNG per image here")
-    p.add_argument("--weights", help="a folder with <task>.safetensors + <task>.json")
-    p.add_argument("--threshold", type=float, help="diagnosis: one threshold for every label "
-                   "(default: the checkpoint's calibrated per-label thresholds)")
-    p.add_argument("--cam-method", default=DEFAULT_MAP_METHOD, choices=MAP_METHODS,
-                   help=f"the map method for --cam-dir (default: {DEFAULT_MAP_METHOD})")
-    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
-
-    e = sub.add_parser("evaluate", help="metrics over a labelled CSV (metrics.json, ROC/confusion PNGs)")
-    e.add_argument("--task", choices=TASKS, required=True)
-    e.add_argument("--csv", type=Path, required=True, help="labels.csv (paths relative to its folder)")
-    e.add_argument("--split", help="only rows whose split column has this value")
-    e.add_argument("--weights", help="a folder with <task>.safetensors + <task>.json")
-    e.add_argument("--out", type=Path, default=Path("metrics.json"))
-    e.add_argument("--plots-dir", type=Path, help="where the PNG plots go (default: beside --out)")
-
-    i = sub.add_parser("info", help="which weights each task resolves to, and their model card")
-    i.add_argument("--weights", help="a folder with <task>.safetensors + <task>.json")
-
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        if args.command == "predict":
-            return predict(args)
-        if args.command == "evaluate":
-            from .evaluate import evaluate_csv
-            metrics = evaluate_csv(args.task, args.csv, split=args.split, weights_dir=args.weights,
-                                   out=args.out, plots_dir=args.plots_dir)
-            print(json.dumps(metrics, indent=2))
-            return 0
-        from .inference import Predictor
-        with Predictor(weights_dir=args.weights) as predictor:
-            print(json.dumps({t: predictor.info(t) for t in predictor.models}, indent=2))
-        return 0
-    except (WeightsError, ValueError, FileNotFoundError) as err:
+        return {"predict": predict, "evaluate": evaluate, "info": info}[args.command](args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except RuntimeError as err:
+        from .weights import WeightsError  # loaded by every command by now
+
+        if not isinstance(err, WeightsError):
+            raise
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
 
 
+# ------------------------------------------------------------------------------ predict
+def expand_inputs(items: list[str]) -> list[str]:
+    """Files as given; folders replaced by the image files under them (sorted)."""
+    files = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{item}: no PNG, JPEG or DICOM files in this folder")
+            files += found
+        else:
+            files.append(item)
+    return files
+
+
 def predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from .inference import Predictor
     from .io import read_xray
 
+    if args.out and args.out.suffix.lower() not in (".csv", ".jsonl"):
+        raise ValueError(f"--out {args.out}: use a .csv or .jsonl file name")
+    files = expand_inputs(args.images)
     predictor = Predictor(tasks=[args.task], weights_dir=args.weights)
     if args.cam_dir:
         args.cam_dir.mkdir(parents=True, exist_ok=True)
-    status = 0
-    for start in range(0, len(args.images), args.batch_size):
-        paths = args.images[start:start + args.batch_size]
+    records, status = [], 0
+    bar = tqdm(total=len(files), unit="img", desc=args.task,
+               disable=args.quiet or len(files) < PROGRESS_FROM)
+    for start in range(0, len(files), args.batch_size):
+        paths = files[start:start + args.batch_size]
         images: dict[str, object] = {}
         for path in paths:  # read first: one bad file is reported, the others go on
             try:
@@ -87,17 +134,25 @@ def predict(args: argparse.Namespace) -> int:
             explain="default" if args.cam_dir else "none", method=args.cam_method)))
         for path in paths:
             if path in results:
-                _print_result(args, path, results[path])
-                continue
-            status = EXIT_USER_ERROR
-            if args.json:
-                print(json.dumps({"file": path, "error": str(images[path])}), flush=True)
+                record = _record(args, path, results[path])
             else:
-                print(f"{path}: error: {images[path]}", file=sys.stderr, flush=True)
+                status = EXIT_USER_ERROR
+                record = {"file": path, "error": str(images[path])}
+            records.append(record)
+            if args.json:
+                bar.write(json.dumps(record), file=sys.stdout)
+            elif "error" in record:
+                bar.write(f"{path}: error: {record['error']}", file=sys.stderr)
+            else:
+                bar.write(_table(record), file=sys.stdout)
+        bar.update(len(paths))
+    bar.close()
+    if args.out:
+        _write_records(args.out, records, args.task)
     return status
 
 
-def _print_result(args: argparse.Namespace, path: str, result) -> None:
+def _record(args: argparse.Namespace, path: str, result) -> dict:
     from PIL import Image
 
     record = {"file": path, **result.to_dict()}
@@ -108,7 +163,28 @@ def _print_result(args: argparse.Namespace, path: str, result) -> None:
         cam_file = args.cam_dir / f"{Path(path).stem}.{args.task}.png"
         Image.fromarray(explanation.overlay).save(cam_file)
         record["cam"] = {"file": str(cam_file), "label": label, "method": args.cam_method}
-    print(json.dumps(record) if args.json else _table(record), flush=True)
+    return record
+
+
+def _write_records(out: Path, records: list[dict], task: str) -> None:
+    """.jsonl: the records as printed by --json; .csv: one row per image, a column per class."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".jsonl":
+        out.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        return
+    from .registry import get_spec
+
+    labels = list(get_spec(task).labels)
+    columns = ["file", "label" if task == "screening" else "findings", *labels, "cam", "error"]
+    with out.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for r in records:
+            scores = r.get("confidences") or r.get("probabilities") or {}
+            writer.writerow({"file": r["file"], "label": r.get("label", ""),
+                             "findings": "|".join(r.get("findings", [])),
+                             **{l: f"{p:.6f}" for l, p in scores.items()},
+                             "cam": r.get("cam", {}).get("file", ""), "error": r.get("error", "")})
 
 
 def _table(record: dict) -> str:
@@ -122,8 +198,37 @@ def _table(record: dict) -> str:
         lines += [f"  {label:<20} {p:6.1%}{'  *' if label in record['findings'] else ''}"
                   for label, p in sorted(record["probabilities"].items(), key=lambda kv: -kv[1])]
     if "cam" in record:
-        lines.append(f"  Grad-CAM ({record['cam']['label']}): {record['cam']['file']}")
+        lines.append(f"  heatmap ({record['cam']['label']}, {record['cam']['method']}): "
+                     f"{record['cam']['file']}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------- evaluate, info
+def evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_csv
+
+    metrics = evaluate_csv(args.task, args.csv, split=args.split, weights_dir=args.weights,
+                           out=args.out, plots_dir=args.plots_dir)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def info(args: argparse.Namespace) -> int:
+    from .inference import Predictor
+
+    predictor = Predictor(weights_dir=args.weights)
+    records = {t: predictor.info(t) for t in predictor.models}
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    for task, r in records.items():
+        headline = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                             for k, v in r["headline_metrics"].items() if v is not None)
+        print(f"{task}: {r['arch']}, {len(r['labels'])} labels, weights from {r['source']} "
+              f"({r['location']})")
+        print(f"  test split: {headline or 'no metrics recorded'}")
+    print(f"diachestxr {__version__}; the full record: diachestxr info --json")
+    return 0
 
 
 if __name__ == "__main__":

@@ -29,7 +29,11 @@ from urllib.parse import urlparse
 
 log = logging.getLogger(__name__)
 
-REPO_EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+# A checkout's examples/, else the copy an installed wheel carries (diachestxr/sample_images)
+REPO_EXAMPLES_DIR = next((d for d in (Path(__file__).resolve().parents[1] / "examples",
+                                      Path(__file__).resolve().parent / "sample_images")
+                          if (d / "manifest.csv").is_file()),
+                         Path(__file__).resolve().parents[1] / "examples")
 MANIFEST = REPO_EXAMPLES_DIR / "manifest.csv"
 CONNECT_TIMEOUT_S = 1.5  # the one reachability check
 DOWNLOAD_TIMEOUT_S = 10.0  # per file, once the host answered

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+from sklearn.metrics import confusion_matrix, roc_auc_score
 
 
 def auroc_or_none(y_true: np.ndarray, score: np.ndarray) -> float | None:
@@ -23,13 +23,31 @@ def mean_auroc(targets: np.ndarray, scores: np.ndarray) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def youden_threshold(y_true: np.ndarray, score: np.ndarray, default: float = 0.5) -> float:
-    """The threshold maximising sensitivity + specificity - 1 (Youden's J) on one label."""
-    if np.min(y_true) == np.max(y_true):
+# Diagnosis operating points. Youden's J puts a threshold near each label's base rate, so a
+# normal radiograph crosses several of the 14 and reads like a list of diseases. A finding
+# should mean "scores higher than 95 % of validation images without this label".
+FINDING_SPECIFICITY = 0.95
+
+
+def specificity_threshold(y_true: np.ndarray, score: np.ndarray,
+                          specificity: float = FINDING_SPECIFICITY, default: float = 0.5) -> float:
+    """The lowest threshold at which at least `specificity` of the negatives score below it
+    (so the share of negatives called positive is at most 1 - specificity)."""
+    y_true, score = np.asarray(y_true) > 0.5, np.asarray(score, float)
+    negatives = np.sort(score[~y_true])
+    if not len(negatives):
         return default
-    fpr, tpr, thr = roc_curve(y_true, score)
-    best = int(np.argmax(tpr - fpr))
-    return float(np.clip(thr[best], 1e-4, 1.0))
+    # the k-th largest negative score, with k the negatives allowed above the threshold
+    allowed = int(np.floor((1.0 - specificity) * len(negatives)))
+    threshold = np.nextafter(negatives[len(negatives) - 1 - allowed], np.inf)
+    return float(np.clip(threshold, 1e-4, 1.0))
+
+
+def operating_points(targets: np.ndarray, probs: np.ndarray, labels: Sequence[str],
+                     specificity: float = FINDING_SPECIFICITY) -> dict[str, float]:
+    """Per-label thresholds (see specificity_threshold), chosen on validation data."""
+    return {label: specificity_threshold(targets[:, i], probs[:, i], specificity)
+            for i, label in enumerate(labels)}
 
 
 # ------------------------------------------------------------------- per-class reports
@@ -112,6 +130,15 @@ def diagnosis_metrics(targets: np.ndarray, probs: np.ndarray, labels: Sequence[s
                            "auroc": auroc_or_none(positive.astype(int), probs[:, i]),
                            "threshold": thr, "sensitivity": rates["sensitivity"],
                            "specificity": rates["specificity"]}
+    calls = np.stack([probs[:, i] >= float(thresholds if isinstance(thresholds, (int, float))
+                                           else thresholds[name]) for i, name in enumerate(labels)], 1)
+    no_finding = targets.sum(1) == 0
     return {"n": int(len(targets)), "labels": list(labels),
             "mean_auroc": _mean_or_none(v["auroc"] for v in per_label.values()),
-            "per_label": per_label}
+            "per_label": per_label,
+            # how a radiograph without any finding reads at these operating points
+            "no_finding": {"n": int(no_finding.sum()),
+                           "findings_median": float(np.median(calls[no_finding].sum(1)))
+                           if no_finding.any() else None,
+                           "findings_mean": float(calls[no_finding].sum(1).mean())
+                           if no_finding.any() else None}}

@@ -171,7 +171,7 @@ def hub_reachable(endpoint: str | None = None) -> bool:
                 socket.create_connection((url.hostname, port), timeout=HUB_CONNECT_TIMEOUT_S).close()
                 _reachability[endpoint] = True
             except OSError as e:
-                log.warning("Hugging Face Hub at %s is unreachable (%s); using cached or "
+                log.info("Hugging Face Hub at %s is unreachable (%s); using cached or "
                             "bundled weights", endpoint, e)
                 _reachability[endpoint] = False
         return _reachability[endpoint]

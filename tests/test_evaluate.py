@@ -21,7 +21,8 @@ from diachestxr import Predictor, cli
 from diachestxr.evaluate import evaluate_csv, read_labelled_csv
 from diachestxr.io import ImageReadError
 from diachestxr.labels import NIH_LABELS, SCREENING_CLASSES
-from diachestxr.metrics import balanced_accuracy, diagnosis_metrics, screening_metrics
+from diachestxr.metrics import (balanced_accuracy, diagnosis_metrics, operating_points,
+                                 screening_metrics, specificity_threshold)
 from diachestxr.weights import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +84,20 @@ def test_diagnosis_metrics_thresholds_and_nulls():
     assert c["n_pos"] == 0 and c["auroc"] is None and c["sensitivity"] is None
     assert c["specificity"] == 0.5
     assert m["mean_auroc"] == a["auroc"]  # the only label with both classes
+    assert m["no_finding"] == {"n": 0, "findings_median": None, "findings_mean": None}
+
+
+def test_operating_points_hold_the_specificity_on_the_data_they_come_from():
+    rng = np.random.default_rng(0)
+    y = (rng.random(400) < 0.1).astype(int)
+    score = rng.random(400) + 0.5 * y
+    thr = specificity_threshold(y, score, 0.95)
+    negatives = score[y == 0]
+    assert (negatives >= thr).mean() <= 0.05  # at most 5 % of negatives called positive
+    assert (negatives >= np.max(negatives[negatives < thr])).mean() > 0.05  # the lowest such
+    assert specificity_threshold(np.ones(5), np.arange(5.0)) == 0.5  # no negatives: default
+    points = operating_points(np.stack([y, 1 - y], 1), np.stack([score, -score], 1), ["A", "B"])
+    assert list(points) == ["A", "B"] and points["A"] == thr
 
 
 # ------------------------------------------------------------------ synthetic CSVs
@@ -108,8 +123,9 @@ def screening_csv(tmp_path) -> Path:
                                         ("Pneumonia", "test"), ("Normal", "test"),
                                         ("Normal", "val")]):
         _noise_png(tmp_path / "images" / f"{i}.png", i)
-        rows.append({"path": f"images/{i}.png", "label": label, "split": split})
-    return _write_csv(tmp_path / "labels.csv", ["path", "label", "split"], rows)
+        rows.append({"path": f"images/{i}.png", "label": label, "split": split,
+                     "source": "kermany224" if i < 2 else "nih"})
+    return _write_csv(tmp_path / "labels.csv", ["path", "label", "split", "source"], rows)
 
 
 @pytest.fixture
@@ -129,8 +145,12 @@ def test_evaluate_screening_writes_the_contract(screening_csv, random_weights_di
     metrics = evaluate_csv("screening", screening_csv, split="test", weights_dir=random_weights_dir,
                            out=out)
     assert json.loads(out.read_text()) == metrics
-    assert list(metrics) == SCREENING_KEYS
+    assert list(metrics) == SCREENING_KEYS + ["by_source"]  # the contract's keys come first
     assert metrics["task"] == "screening" and metrics["n"] == 4
+    by_source = metrics["by_source"]
+    assert list(by_source) == ["kermany224", "nih"]
+    assert [by_source[s]["n"] for s in by_source] == [2, 2]
+    assert by_source["nih"]["per_class"]["Pneumonia"]["n_pos"] == 1
     assert list(metrics["per_class"]) == list(SCREENING_CLASSES)
     for values in metrics["per_class"].values():
         assert list(values) == PER_CLASS_KEYS
@@ -163,8 +183,11 @@ def test_evaluate_diagnosis_uses_the_checkpoint_thresholds(diagnosis_csv, random
     plots = tmp_path / "plots"
     metrics = evaluate_csv("diagnosis", diagnosis_csv, weights_dir=weights,
                            out=tmp_path / "m.json", plots_dir=plots)
-    assert list(metrics) == DIAGNOSIS_KEYS
+    assert list(metrics) == DIAGNOSIS_KEYS + ["no_finding", "maps"]
     assert metrics["n"] == 3 and metrics["labels"] == list(NIH_LABELS)
+    # the one radiograph without findings crosses only Effusion's threshold of 0
+    assert metrics["no_finding"] == {"n": 1, "findings_median": 1.0, "findings_mean": 1.0}
+    assert metrics["maps"]["true_findings"] == 2  # Effusion in two rows
     for values in metrics["per_label"].values():
         assert list(values) == PER_LABEL_KEYS
     effusion = metrics["per_label"]["Effusion"]
@@ -239,7 +262,7 @@ def test_cli_evaluate_on_real_images(data_dir, random_weights_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads(out.read_text())
     assert json.loads(proc.stdout) == metrics
-    assert list(metrics) == SCREENING_KEYS and metrics["n"] == 6
+    assert list(metrics)[:len(SCREENING_KEYS)] == SCREENING_KEYS and metrics["n"] == 6
     assert [v["n_pos"] for v in metrics["per_class"].values()] == [2, 2, 2]
     assert all(v["auroc"] is not None for v in metrics["per_class"].values())
     assert sum(map(sum, metrics["confusion_matrix"])) == 6

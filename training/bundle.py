@@ -2,8 +2,10 @@
 
     python -m training.bundle runs/screening --data ../shared/data [--note "..."] [--force]
 
-Replaces the bundled checkpoint only when the run is better on the validation split (the
-test split never chooses a model). Evaluates the run on the test split with
+Replaces the bundled checkpoint only when the run scores higher than it on the current
+validation split (both are re-scored there, so a change of split cannot favour either; the
+test split never chooses a model). For diagnosis it sets the per-label operating points on
+the validation split (diachestxr.metrics.operating_points). Evaluates the run on the test split with
 `diachestxr evaluate`, adds those metrics, the training data and limitations to the config,
 and writes the model card <task>.md beside the weights. For screening it also measures the
 age/hospital shortcut on adult radiographs from another hospital: the NIH test images,
@@ -22,10 +24,12 @@ from pathlib import Path
 from diachestxr.evaluate import evaluate_csv, read_labelled_csv
 from diachestxr.inference import Predictor
 from diachestxr.labels import SCREENING_CLASSES
+from diachestxr.metrics import operating_points
 from diachestxr.weights import BUNDLED_DIR, load_checkpoint
 
 from .data import read_labels_csv
 from .push_to_hub import DATA, find_checkpoints, model_card
+from .train import OPERATING_POINT
 
 SCORE = {"screening": "macro_auroc", "diagnosis": "mean_auroc"}  # reported on the test split
 
@@ -65,20 +69,37 @@ def recall_by_source(weights_file: Path, data: Path) -> dict:
     return dict(sorted(out.items()))
 
 
+def set_operating_points(weights: Path, config_file: Path, config: dict, data: Path) -> dict:
+    """Diagnosis thresholds chosen on the validation split, written into the run's config."""
+    model = load_checkpoint(weights, "diagnosis").model
+    paths, targets = read_labelled_csv(data / "diagnosis" / "labels.csv", "diagnosis", "val")
+    probs = Predictor.from_models(model).probabilities(paths, "diagnosis")
+    config["thresholds"] = operating_points(targets, probs, model.spec.labels)
+    config["operating_point"] = OPERATING_POINT
+    config_file.write_text(json.dumps(config, indent=2) + "\n")
+    return config
+
+
+def validation_score(task: str, weights_dir: Path, data: Path) -> float:
+    return evaluate_csv(task, data / task / "labels.csv", split="val", weights_dir=weights_dir,
+                        out=None)[SCORE[task]]
+
+
 def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False) -> list[Path]:
     written = []
-    for task, (weights, _, config) in find_checkpoints(run_dir).items():
+    for task, (weights, config_file, config) in find_checkpoints(run_dir).items():
         score = SCORE[task]
         current = BUNDLED_DIR / weights.name
+        if task == "diagnosis":
+            config = set_operating_points(weights, config_file, config, data)
         if current.is_file() and not force:
-            # the score that picked the epoch in training (validation split only)
-            old = json.loads(current.with_suffix(".json").read_text()).get("validation", {})
-            old = old.get("selection_score", old.get(score))
-            new = config.get("validation", {}).get("selection_score")
-            if old is not None and (new is None or new <= old):
-                print(f"{task}: validation selection score {new} is not better than the bundled {old}; "
-                      "kept the bundled checkpoint (use --force to replace it)")
+            old, new = validation_score(task, BUNDLED_DIR, data), validation_score(task, run_dir, data)
+            if new <= old:
+                print(f"{task}: validation {score} {new:.4f} is not above the bundled model's "
+                      f"{old:.4f}; kept the bundled checkpoint (use --force to replace it)")
                 continue
+            notes = [f"Chosen over the previously bundled checkpoint on the validation split: "
+                     f"{score} {new:.3f} against {old:.3f}."] + notes
         config["test_metrics"] = evaluate_csv(task, data / task / "labels.csv", split="test",
                                               weights_dir=run_dir, out=run_dir / f"{task}_test_metrics.json",
                                               plots_dir=run_dir / "plots")

@@ -1,0 +1,225 @@
+"""Metrics of a model over a labelled CSV: `python -m diachestxr evaluate`.
+
+    from diachestxr.evaluate import evaluate_csv
+    m = evaluate_csv("screening", "../shared/data/screening/labels.csv", split="test",
+                     out="runs/eval/metrics.json")   # also writes ROC / confusion-matrix PNGs
+
+The CSV has the layout of ../shared/data: `path` (relative to the CSV's folder, or absolute),
+`label` for screening or the 14 NIH label columns (0/1) for diagnosis, and optionally
+`split`. metrics.json follows the contract in DESIGN.md ("Evaluate output"); tools outside
+the project read it, so its keys do not change without a format note there.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+
+from .inference import BATCH_SIZE
+from .metrics import diagnosis_metrics, screening_metrics
+from .registry import get_spec
+
+log = logging.getLogger(__name__)
+
+
+def read_labelled_csv(csv_path: str | os.PathLike, task: str, split: str | None = None
+                      ) -> tuple[list[Path], np.ndarray]:
+    """Image paths and targets of a labels.csv: (N,) class indices for screening, (N, 14)
+    0/1 floats for diagnosis. Raises ValueError naming the row for anything malformed."""
+    spec = get_spec(task)
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"{csv_path}: no such CSV file")
+    with csv_path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        rows = list(reader)
+    needed = ["path"] + (list(spec.labels) if spec.multilabel else ["label"])
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise ValueError(f"{csv_path}: missing column(s) {missing}; a {task} CSV needs {needed}"
+                         " (see ../shared/data/README.md)")
+    if split is not None:
+        if "split" not in columns:
+            raise ValueError(f"{csv_path}: --split {split} given but the CSV has no 'split' column")
+        present = sorted({r["split"] for r in rows})
+        rows = [r for r in rows if r["split"] == split]
+        if not rows:
+            raise ValueError(f"{csv_path}: no rows with split == {split!r}; splits present: {present}")
+    if not rows:
+        raise ValueError(f"{csv_path}: the CSV has no rows")
+
+    paths = [csv_path.parent / r["path"] for r in rows]
+    if not spec.multilabel:
+        for r in rows:
+            r["label"] = (r["label"] or "").strip()
+        bad = sorted({r["label"] for r in rows} - set(spec.labels))
+        if bad:
+            first = next(i for i, r in enumerate(rows) if r["label"] in bad)
+            raise ValueError(f"{csv_path}: label(s) {bad} (first at {rows[first]['path']}) are not "
+                             f"{task} classes; expected one of {list(spec.labels)}")
+        return paths, np.array([spec.labels.index(r["label"]) for r in rows], int)
+    targets = np.zeros((len(rows), len(spec.labels)), np.float32)
+    for i, r in enumerate(rows):
+        for j, label in enumerate(spec.labels):
+            value = r[label].strip()
+            if value not in ("0", "1", "0.0", "1.0"):
+                raise ValueError(f"{csv_path}: {label}={value!r} for {r['path']}; label columns "
+                                 "must be 0 or 1")
+            targets[i, j] = float(value)
+    return paths, targets
+
+
+def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
+                 weights_dir: str | os.PathLike | None = None,
+                 out: str | os.PathLike | None = Path("metrics.json"),
+                 plots_dir: str | os.PathLike | None = None, *, limit: int | None = None,
+                 batch_size: int = BATCH_SIZE) -> dict:
+    """Evaluate the `task` model (resolved like everywhere else: --weights, Hub, bundled) on
+    a labelled CSV; write metrics.json to `out` and ROC / confusion-matrix PNGs to
+    `plots_dir` (default: `out`'s folder), ROC and precision-recall curves alike. `limit` keeps the first N rows (quick checks).
+    Returns the metrics dict that was written. out=None writes nothing."""
+    from .inference import Predictor
+
+    paths, targets = read_labelled_csv(csv, task, split)
+    if limit:
+        paths, targets = paths[:limit], targets[:limit]
+    predictor = Predictor(tasks=[task], weights_dir=weights_dir)
+    loaded = predictor.models[task]
+    log.info("evaluating the %s model from %s on %d images of %s", task, loaded.source,
+             len(paths), csv)
+    labels, multilabel = loaded.spec.labels, loaded.spec.multilabel
+    # Diagnosis: every label's map too (about 1.4x a forward pass), to count the true
+    # findings whose map is empty, i.e. where no region raised the label's score.
+    results = predictor.iter_predict(paths, task, explain="all" if multilabel else "none",
+                                     batch_size=batch_size, progress=True,
+                                     names=[str(p) for p in paths])
+    probs, maps_non_empty = [], []
+    for result, target in zip(results, targets):
+        probs.append(result.scores)
+        if multilabel:
+            maps_non_empty += [not result.explanations[l].empty
+                               for l, y in zip(labels, target) if y > 0.5]
+    probs = np.stack(probs)
+    metrics = {"task": task, **_metrics(task, targets, probs, predictor)}
+    if multilabel:
+        metrics["maps"] = {"method": "gradcam", "true_findings": len(maps_non_empty),
+                           "non_empty_share": float(np.mean(maps_non_empty)) if maps_non_empty else None}
+    sources = _column(csv, "source", split)[:len(paths)]
+    if any(sources):
+        metrics["by_source"] = {
+            source: {k: v for k, v in _metrics(task, targets[mask], probs[mask], predictor).items()
+                     if k in ("n", "accuracy", "macro_auroc", "mean_auroc", "per_class", "no_finding")}
+            for source in sorted(set(sources)) if (mask := np.array(sources) == source).any()}
+    metrics = _rounded(metrics)
+
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(metrics, indent=2) + "\n")
+        plots = Path(plots_dir) if plots_dir is not None else out.parent
+        plots.mkdir(parents=True, exist_ok=True)
+        written = [plot_curves(targets, probs, labels, loaded.spec.multilabel, plots / f"{task}_{kind}.png",
+                               kind, title=f"{task} {kind.upper()} (n={len(paths)})")
+                   for kind in ("roc", "pr")]
+        if not loaded.spec.multilabel:
+            written.append(plot_confusion(metrics["confusion_matrix"], labels,
+                                          plots / f"{task}_confusion.png",
+                                          title=f"{task} confusion matrix (n={len(paths)})"))
+        log.info("wrote %s and %s", out, ", ".join(map(str, written)))
+    return metrics
+
+
+def _metrics(task: str, targets: np.ndarray, probs: np.ndarray, predictor) -> dict:
+    labels = get_spec(task).labels
+    if get_spec(task).multilabel:
+        # The checkpoint's calibrated per-label thresholds, exactly as `diagnose` uses them.
+        return diagnosis_metrics(targets, probs, labels, predictor.thresholds())
+    return screening_metrics(targets, probs, labels)
+
+
+def _column(csv_path: str | os.PathLike, column: str, split: str | None) -> list[str]:
+    """One column of a labels.csv for the rows `read_labelled_csv` returns ("" if absent)."""
+    with Path(csv_path).open(newline="", encoding="utf-8-sig") as f:
+        return [r.get(column) or "" for r in csv.DictReader(f) if split is None or r.get("split") == split]
+
+
+def _rounded(value, digits: int = 6):
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, digits)
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v, digits) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------------------- plots
+def _figure(size=(6.4, 6.0)):
+    # A bare Figure renders with Agg and touches no pyplot global state (thread-safe, headless).
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.subplots()
+
+
+def plot_curves(targets: np.ndarray, probs: np.ndarray, labels: Sequence[str], multilabel: bool,
+                path: Path, kind: str = "roc", title: str = "ROC") -> Path:
+    """All classes/labels' one-vs-rest ROC (kind "roc") or precision-recall ("pr") curves on
+    one plot; classes without both positives and negatives are listed as n/a. PR curves show
+    what ROC hides for rare labels: how many of the flagged images are real positives."""
+    import matplotlib
+
+    onehot = targets if multilabel else np.eye(len(labels))[targets]
+    fig, ax = _figure((7.5, 6.5) if multilabel else (6.4, 6.0))
+    colours = matplotlib.colormaps["tab20" if len(labels) > 10 else "tab10"]
+    for i, label in enumerate(labels):
+        y = onehot[:, i] > 0.5
+        if y.all() or not y.any():
+            ax.plot([], [], color=colours(i), label=f"{label}: n/a ({int(y.sum())} pos)")
+            continue
+        if kind == "roc":
+            fpr, tpr, _ = roc_curve(y, probs[:, i])
+            ax.plot(fpr, tpr, color=colours(i), lw=1.6,
+                    label=f"{label}: AUROC {auc(fpr, tpr):.3f} ({int(y.sum())} pos)")
+        else:
+            precision, recall, _ = precision_recall_curve(y, probs[:, i])
+            ax.plot(recall, precision, color=colours(i), lw=1.6, drawstyle="steps-post",
+                    label=f"{label}: AP {average_precision_score(y, probs[:, i]):.3f} "
+                          f"(prevalence {y.mean():.2f})")
+    if kind == "roc":
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
+        ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity (true positive rate)")
+    else:
+        ax.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), title=title, aspect="equal")
+    ax.legend(loc="lower right" if kind == "roc" else "lower left", fontsize=7 if multilabel else 9)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: Path,
+                   title: str = "confusion matrix") -> Path:
+    """Counts with row percentages; rows are the true class, columns the predicted one."""
+    m = np.asarray(matrix)
+    rows = m.sum(1, keepdims=True)
+    share = np.divide(m, rows, out=np.zeros(m.shape, float), where=rows > 0)
+    fig, ax = _figure((5.6, 4.8))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            text = f"{m[i, j]}\n{share[i, j]:.0%}" if rows[i, 0] else "0"  # no such rows
+            ax.text(j, i, text, ha="center", va="center",
+                    color="white" if share[i, j] > 0.5 else "black", fontsize=10)
+    ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels,
+           yticklabels=labels, xlabel="predicted", ylabel="true", title=title)
+    fig.savefig(path, dpi=110)
+    return path

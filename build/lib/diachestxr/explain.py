@@ -1,0 +1,116 @@
+"""Class activation maps through pytorch-grad-cam, explained on the model's head only, and
+heatmap overlays.
+
+A gradient-based map of layer L needs the activations A at L and the gradient of the class
+score with respect to A. That gradient depends only on the layers after L, so the network is
+run once up to L (`trunk`, no gradients) and pytorch-grad-cam explains the small `head`
+(ReLU/pool -> [BatchNorm] -> Linear) on the cached activations: k maps cost k rows of a
+1024x7x7 batch through a linear layer, not k backward passes through a DenseNet. The maps are
+the ones pytorch-grad-cam computes on the whole network (tests check this within 1e-4).
+
+Hooks exist only inside the `with` block of each call, as pytorch-grad-cam intends.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from pytorch_grad_cam.utils.image import scale_cam_image, show_cam_on_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from .registry import DEFAULT_MAP_METHOD, MAP_METHODS
+
+DEFAULT_ALPHA = 0.45  # heatmap opacity in overlays
+
+# Methods that need only activations and gradients at the target layer, so they work on the
+# head alone. (Score-CAM, Ablation-CAM and the like perturb the *input* and do not.)
+CAM_METHODS: dict[str, type] = dict(zip(MAP_METHODS, (GradCAM, GradCAMPlusPlus, XGradCAM, HiResCAM,
+                                                      LayerCAM)))
+DEFAULT_METHOD = DEFAULT_MAP_METHOD
+
+
+def check_method(method: str) -> str:
+    if method not in CAM_METHODS:
+        raise ValueError(f"unknown map method {method!r}; choose one of {', '.join(CAM_METHODS)}")
+    return method
+
+
+class RankedOutputTarget:
+    """Explain the output ranked `rank`-th by `key(outputs)` (0 = highest).
+
+    Lets one forward pass serve both the probabilities and the maps of labels that are only
+    known after that pass (the predicted class, the top findings): every copy of an image's
+    activations has the same outputs, and copy j explains the j-th ranked label.
+    """
+
+    def __init__(self, rank: int, key: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        self.rank, self.key = rank, key
+
+    def index(self, model_output: torch.Tensor) -> int:
+        score = self.key(model_output) if self.key else model_output
+        return int(torch.argsort(score.detach(), descending=True)[self.rank])
+
+    def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
+        return model_output[..., self.index(model_output)]
+
+
+def class_target(index: int) -> ClassifierOutputTarget:
+    return ClassifierOutputTarget(index)
+
+
+def target_index(target: Callable, logits: torch.Tensor) -> int:
+    """The output index a target explains, given the logits of its image."""
+    return target.index(logits) if isinstance(target, RankedOutputTarget) else target.category
+
+
+class HeadExplainer:
+    """Maps for a model split at its Grad-CAM layer (`ChestXRayNet.split()`)."""
+
+    def __init__(self, head: torch.nn.Module) -> None:
+        self.head = head
+        # pytorch-grad-cam zeroes and accumulates the head's parameter gradients: calls on
+        # one head must not interleave (the trunk, where the time goes, runs outside it)
+        self.lock = threading.Lock()
+
+    def maps(self, activations: torch.Tensor, targets: Sequence[Sequence[Callable]],
+             size: int, method: str = DEFAULT_METHOD) -> list[np.ndarray]:
+        """activations: (N, C, h, w) at the cut; targets: one list per image. Returns, per
+        image, (len(targets[i]), size, size) float32 maps in [0, 1]: exactly what
+        pytorch-grad-cam gives for the whole network at input size `size`."""
+        counts = [len(t) for t in targets]
+        if not sum(counts):
+            return [np.zeros((0, size, size), np.float32) for _ in counts]
+        rows = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+        batch = activations.detach()[rows].float().requires_grad_(True)
+        flat = [t for per_image in targets for t in per_image]
+        # A fresh tap per call: its hooks belong to this call alone and go with the block.
+        tap = torch.nn.Identity()
+        with self.lock, CAM_METHODS[check_method(method)](
+                model=torch.nn.Sequential(tap, self.head), target_layers=[tap]) as cam:
+            small = cam(input_tensor=batch, targets=flat)  # (sum k, h, w), min-max scaled
+        # The rest of pytorch-grad-cam's pipeline on the whole network: scale to the input
+        # size, then min-max again (bilinear resizing moves the extremes).
+        full = scale_cam_image(scale_cam_image(small, (size, size)))
+        return np.split(full.astype(np.float32), np.cumsum(counts)[:-1])
+
+
+def resize_map(cam: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A model-input-sized map back onto the image (the transform squashes the whole image,
+    so a plain resize maps every pixel back to where it came from)."""
+    return np.clip(cv2.resize(cam, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+
+
+def overlay(gray: np.ndarray, cam: np.ndarray, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """(H, W) uint8 radiograph + a map in [0, 1] (any size; resized to the image) ->
+    (H, W, 3) uint8 RGB heatmap overlay."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"overlay opacity must be between 0 and 1, got {alpha}")
+    if cam.shape != gray.shape:
+        cam = resize_map(cam, *gray.shape)
+    rgb = np.repeat((gray.astype(np.float32) / 255.0)[..., None], 3, axis=2)
+    return show_cam_on_image(rgb, cam, use_rgb=True, image_weight=1.0 - alpha)

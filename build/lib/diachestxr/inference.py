@@ -1,0 +1,322 @@
+"""Predictor: the one inference path the app, the CLI, `evaluate`, training's validation and
+Python callers share.
+
+    from diachestxr import Predictor
+    p = Predictor()                        # loads both models (Hub -> bundled), once
+    r = p.screen("xray.png")               # r.label, r.confidences, r.overlay
+    d = p.diagnose("xray.dcm")             # d.probabilities, d.findings, d.explanations
+    rs = p.predict(paths, "diagnosis", explain="all", method="gradcam++")   # batched
+
+Each batch runs the network once, up to the Grad-CAM layer (no gradients); the head turns
+those activations into the probabilities, and pytorch-grad-cam explains the head alone on the
+same activations (see diachestxr.explain), so every map costs a small fraction of a forward.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Iterable, Iterator, Mapping, Sequence, Union
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .explain import (DEFAULT_ALPHA, DEFAULT_METHOD, HeadExplainer, RankedOutputTarget,
+                      check_method, class_target, overlay, resize_map, target_index)
+from .io import ImageSource, read_xray
+from .models import ChestXRayNet
+from .registry import TASKS, ModelSpec
+from .transforms import eval_tensor
+from .weights import LoadedModel, WeightsSource, load_model
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.5  # when a checkpoint carries no calibrated thresholds
+TOP_FINDINGS = 3  # diagnosis: Grad-CAM maps for this many top-ranked labels by default
+BATCH_SIZE = 32
+DISPLAY_MAX_SIDE = 1024  # results keep the image (and draw overlays) at most this large
+
+
+@dataclass
+class Explanation:
+    """One label's map. `cam` is at the model's input size (it covers the whole image,
+    squashed, as the model saw it); `overlay` draws it on the result's display image."""
+
+    label: str
+    cam: np.ndarray  # (S, S) float32 in [0, 1], S = the model's input size
+    image: np.ndarray = field(repr=False)  # the display image it is drawn on
+    alpha: float = DEFAULT_ALPHA
+
+    @property
+    def empty(self) -> bool:
+        """True when no region raised the label's score (Grad-CAM's ReLU left nothing): the
+        overlay then shows no heatmap, which must not be read as "nothing to see"."""
+        return float(self.cam.max()) <= 0.0
+
+    def cam_at(self, height: int, width: int) -> np.ndarray:
+        """The map resized onto an image of this size (e.g. the original's)."""
+        return resize_map(self.cam, height, width)
+
+    @cached_property
+    def overlay(self) -> np.ndarray:
+        """(h, w, 3) uint8 RGB heatmap over the display image, computed on first use."""
+        return overlay(self.image, self.cam, self.alpha)
+
+
+@dataclass
+class ScreeningResult:
+    label: str
+    confidences: dict[str, float]  # all classes, summing to 1
+    explanations: dict[str, Explanation]  # by class; the predicted class by default
+    image: np.ndarray = field(repr=False)  # the radiograph as read, at most DISPLAY_MAX_SIDE
+
+    @property
+    def cam(self) -> np.ndarray | None:
+        return self.explanations[self.label].cam if self.label in self.explanations else None
+
+    @property
+    def overlay(self) -> np.ndarray | None:
+        return self.explanations[self.label].overlay if self.label in self.explanations else None
+
+    @property
+    def scores(self) -> np.ndarray:
+        """The probabilities as a vector in the model's label order."""
+        return np.array(list(self.confidences.values()))
+
+    def to_dict(self) -> dict:
+        return {"task": "screening", "label": self.label, "confidences": self.confidences}
+
+
+@dataclass
+class DiagnosisResult:
+    probabilities: dict[str, float]  # all 14 labels, in the registry's order
+    thresholds: dict[str, float]
+    findings: list[str]  # labels at or above their threshold, most probable first
+    explanations: dict[str, Explanation]  # by label
+    image: np.ndarray = field(repr=False)
+
+    @property
+    def scores(self) -> np.ndarray:
+        return np.array(list(self.probabilities.values()))
+
+    def to_dict(self) -> dict:
+        return {"task": "diagnosis", "probabilities": self.probabilities,
+                "thresholds": self.thresholds, "findings": self.findings}
+
+
+Result = Union[ScreeningResult, DiagnosisResult]
+Explain = Union[str, Sequence[str]]
+
+
+class Predictor:
+    """Loads the models once; every method is safe to call from many threads."""
+
+    def __init__(self, tasks: Iterable[str] = TASKS, weights_dir: str | os.PathLike | None = None,
+                 device: str | None = None, *, models: Iterable[ChestXRayNet] | None = None) -> None:
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if models is None:
+            loaded = [load_model(task, weights_dir) for task in tasks]
+            for m in loaded:
+                # channels_last: the layout oneDNN's fastest convolutions use (same results)
+                m.model.to(self.device, memory_format=torch.channels_last)
+        else:  # models built or trained in this process (training's validation, tests)
+            loaded = [LoadedModel(m, WeightsSource("memory", "in-memory model")) for m in models]
+        self.models: dict[str, LoadedModel] = {m.spec.task: m for m in loaded}
+        self._split = {task: m.model.split() for task, m in self.models.items()}
+        self._explainers = {task: HeadExplainer(head) for task, (_, head) in self._split.items()}
+
+    @classmethod
+    def from_models(cls, *models: ChestXRayNet, device: str | None = None) -> "Predictor":
+        """A Predictor over models already in memory (on their device); each carries its
+        spec (`model.spec`)."""
+        return cls(models=models, device=device or str(next(models[0].parameters()).device))
+
+    # ------------------------------------------------------------------ the one path
+    def iter_predict(self, images: Sequence[ImageSource], task: str, *, explain: Explain = "default",
+                     method: str = DEFAULT_METHOD, thresholds: float | Mapping[str, float] | None = None,
+                     top_k: int = TOP_FINDINGS, alpha: float = DEFAULT_ALPHA,
+                     batch_size: int = BATCH_SIZE, progress: bool = False,
+                     names: Sequence[str] | None = None) -> Iterator[Result]:
+        """Results for `images` in order, computed `batch_size` images at a time.
+
+        explain: "default" (screening: the predicted class; diagnosis: the `top_k` labels
+        standing highest above their thresholds), "all", "none", or a list of labels.
+        method: the map method, one of diachestxr.explain.CAM_METHODS.
+        An unreadable image raises ImageReadError naming it (by `names[i]` if given, else
+        by its file name).
+        """
+        model = self._model(task)
+        spec = model.spec
+        check_method(method)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"overlay opacity must be between 0 and 1, got {alpha}")
+        thr = self.thresholds(thresholds) if spec.multilabel else None
+        targets = self._targets(spec, explain, thr, top_k)
+        trunk, head = self._split[task]
+        model.eval()
+        with tqdm(total=len(images), desc=f"{task}", unit="img", disable=not progress) as bar:
+            for start in range(0, len(images), batch_size):
+                chunk = images[start:start + batch_size]
+                grays = [read_xray(im, names[start + i] if names else None)
+                         for i, im in enumerate(chunk)]
+                x = torch.stack([eval_tensor(g, spec) for g in grays]).to(self.device)
+                with torch.no_grad():
+                    activations = trunk(x.contiguous(memory_format=torch.channels_last))
+                    logits = head(activations).float().cpu()
+                maps = (self._explainers[task].maps(activations, [targets] * len(grays),
+                                                    spec.input_size, method)
+                        if targets else [()] * len(grays))
+                for gray, row, row_maps in zip(grays, logits, maps):
+                    display = _display_image(gray)
+                    explanations = {}
+                    for target, cam in zip(targets, row_maps):
+                        label = spec.labels[target_index(target, row)]
+                        explanations[label] = Explanation(label, cam, display, alpha)
+                    yield (_diagnosis(spec, row, thr, explanations, display) if spec.multilabel
+                           else _screening(spec, row, explanations, display))
+                bar.update(len(chunk))
+
+    def predict(self, images: Sequence[ImageSource], task: str, **options) -> list[Result]:
+        """`iter_predict` as a list (see there for the options)."""
+        return list(self.iter_predict(images, task, **options))
+
+    def probabilities(self, images: Sequence[ImageSource], task: str, batch_size: int = BATCH_SIZE,
+                      progress: bool = False, names: Sequence[str] | None = None) -> np.ndarray:
+        """(N, C) probabilities, no maps: softmax for screening, sigmoid for diagnosis.
+        What `evaluate` and training's validation use; memory stays at one batch."""
+        rows = [r.scores for r in self.iter_predict(images, task, explain="none", names=names,
+                                                    batch_size=batch_size, progress=progress)]
+        return np.stack(rows).astype(np.float64)
+
+    # ---------------------------------------------------------------- one image
+    def screen(self, image: ImageSource, explain: Explain = "predicted",
+               alpha: float = DEFAULT_ALPHA, method: str = DEFAULT_METHOD) -> ScreeningResult:
+        """Classify one radiograph as COVID-19 / Pneumonia / Normal.
+
+        explain: "predicted" (default), "all", "none", or a list of class names to map.
+        """
+        return self.predict([image], "screening", explain="default" if explain == "predicted" else explain,
+                            alpha=alpha, method=method)[0]
+
+    def diagnose(self, image: ImageSource, thresholds: float | Mapping[str, float] | None = None,
+                 explain: Explain = "top", top_k: int = TOP_FINDINGS,
+                 alpha: float = DEFAULT_ALPHA, method: str = DEFAULT_METHOD) -> DiagnosisResult:
+        """Multi-label NIH ChestX-ray14 probabilities for one radiograph.
+
+        thresholds: None (the checkpoint's calibrated per-label ones), one float for all, or
+        a {label: threshold} mapping overriding some. explain: "top" (the `top_k` labels
+        that stand highest above their thresholds), "all", "none", or a list of labels.
+        """
+        return self.predict([image], "diagnosis", explain="default" if explain == "top" else explain,
+                            thresholds=thresholds, top_k=top_k, alpha=alpha, method=method)[0]
+
+    # ------------------------------------------------------------------ helpers
+    def _model(self, task: str) -> ChestXRayNet:
+        if task not in self.models:
+            raise RuntimeError(f"the {task} model is not loaded; create Predictor(tasks=[..., {task!r}])")
+        return self.models[task].model
+
+    @staticmethod
+    def _targets(spec: ModelSpec, explain: Explain, thr: dict[str, float] | None,
+                 top_k: int) -> list:
+        labels = spec.labels
+        if explain == "default" and not spec.multilabel:
+            return [RankedOutputTarget(0)]  # the predicted class
+        if explain == "default":
+            # rank by margin over each label's own threshold, in probability space
+            thr_vec = torch.tensor([thr[l] for l in labels])
+            return [RankedOutputTarget(r, key=lambda out: torch.sigmoid(out.float()) - thr_vec.to(out.device))
+                    for r in range(min(top_k, len(labels)))]
+        if explain == "none":
+            return []
+        wanted = labels if explain == "all" else _check_labels(explain, labels)
+        return [class_target(labels.index(l)) for l in wanted]
+
+    def thresholds(self, override: float | Mapping[str, float] | None = None) -> dict[str, float]:
+        """The diagnosis thresholds: calibrated ones from the checkpoint, then `override`."""
+        model = self._model("diagnosis")
+        labels = model.spec.labels
+        thr = {l: float(model.config.get("thresholds", {}).get(l, DEFAULT_THRESHOLD)) for l in labels}
+        if isinstance(override, (int, float)):
+            thr = dict.fromkeys(labels, float(override))
+        elif override:
+            thr.update({l: float(v) for l, v in override.items() if _check_labels([l], labels)})
+        bad = {l: v for l, v in thr.items() if not 0.0 <= v <= 1.0}
+        if bad:
+            raise ValueError(f"thresholds must be between 0 and 1, got {bad}")
+        return thr
+
+    def info(self, task: str) -> dict:
+        """Which weights are loaded and from where, with the model card's headline numbers."""
+        loaded = self.models[task] if task in self.models else None
+        if loaded is None:
+            self._model(task)  # raises the helpful error
+        config = loaded.config
+        return {"task": task, "arch": loaded.spec.arch, "source": loaded.source.kind,
+                "location": loaded.source.location, "labels": list(loaded.spec.labels),
+                "training_data": config.get("training_data"),
+                "headline_metrics": headline_metrics(config.get("test_metrics")),
+                "test_metrics": config.get("test_metrics"),
+                "adult_check": config.get("adult_check"),  # screening's shortcut check
+                "limitations": config.get("limitations")}
+
+    def close(self) -> None:
+        """Nothing to release: Grad-CAM hooks live only inside each explain step."""
+
+    def __enter__(self) -> "Predictor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _display_image(gray: np.ndarray) -> np.ndarray:
+    """The image as results keep it: at most DISPLAY_MAX_SIDE on its long side, so a 49 MP
+    upload does not make 49 MP overlays."""
+    scale = DISPLAY_MAX_SIDE / max(gray.shape)
+    if scale >= 1.0:
+        return gray
+    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+
+
+def _screening(spec: ModelSpec, logits: torch.Tensor, explanations: dict, image: np.ndarray
+               ) -> ScreeningResult:
+    probs = logits.softmax(0).numpy().astype(float)
+    return ScreeningResult(label=spec.labels[int(np.argmax(probs))],
+                           confidences={l: float(p) for l, p in zip(spec.labels, probs)},
+                           explanations=explanations, image=image)
+
+
+def _diagnosis(spec: ModelSpec, logits: torch.Tensor, thr: dict[str, float], explanations: dict,
+               image: np.ndarray) -> DiagnosisResult:
+    probs = torch.sigmoid(logits).numpy().astype(float)
+    probabilities = {l: float(p) for l, p in zip(spec.labels, probs)}
+    findings = sorted((l for l in spec.labels if probabilities[l] >= thr[l]),
+                      key=lambda l: -probabilities[l])
+    return DiagnosisResult(probabilities=probabilities, thresholds=thr, findings=findings,
+                           explanations=explanations, image=image)
+
+
+def headline_metrics(metrics: dict | None) -> dict[str, float]:
+    """The few numbers a model card leads with, from a `diachestxr evaluate` metrics dict."""
+    if not metrics:
+        return {}
+    if "per_class" in metrics:
+        return {"test images": metrics["n"], "accuracy": metrics["accuracy"],
+                "macro AUROC": metrics["macro_auroc"],
+                **{f"{c} sensitivity": m["sensitivity"] for c, m in metrics["per_class"].items()}}
+    return {"test images": metrics["n"], "mean AUROC": metrics["mean_auroc"]}
+
+
+def _check_labels(requested: Sequence[str], labels: Sequence[str]) -> list[str]:
+    if isinstance(requested, str):
+        requested = [requested]
+    unknown = [l for l in requested if l not in labels]
+    if unknown:
+        raise ValueError(f"unknown label(s) {unknown}; choose from {list(labels)}")
+    return list(requested)

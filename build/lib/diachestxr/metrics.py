@@ -1,0 +1,144 @@
+"""Metric helpers shared by training (validation) and `diachestxr evaluate`."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, roc_auc_score
+
+
+def auroc_or_none(y_true: np.ndarray, score: np.ndarray) -> float | None:
+    """AUROC, or None when the column has no positives or no negatives."""
+    y_true = np.asarray(y_true)
+    if y_true.min() == y_true.max():
+        return None
+    return float(roc_auc_score(y_true, score))
+
+
+def mean_auroc(targets: np.ndarray, scores: np.ndarray) -> float | None:
+    """Mean over columns that have both classes. targets: (N, C) 0/1; scores: (N, C)."""
+    values = [a for c in range(targets.shape[1])
+              if (a := auroc_or_none(targets[:, c], scores[:, c])) is not None]
+    return float(np.mean(values)) if values else None
+
+
+# Diagnosis operating points. Youden's J puts a threshold near each label's base rate, so a
+# normal radiograph crosses several of the 14 and reads like a list of diseases. A finding
+# should mean "scores higher than 95 % of validation images without this label".
+FINDING_SPECIFICITY = 0.95
+
+
+def specificity_threshold(y_true: np.ndarray, score: np.ndarray,
+                          specificity: float = FINDING_SPECIFICITY, default: float = 0.5) -> float:
+    """The lowest threshold at which at least `specificity` of the negatives score below it
+    (so the share of negatives called positive is at most 1 - specificity)."""
+    y_true, score = np.asarray(y_true) > 0.5, np.asarray(score, float)
+    negatives = np.sort(score[~y_true])
+    if not len(negatives):
+        return default
+    # the k-th largest negative score, with k the negatives allowed above the threshold
+    allowed = int(np.floor((1.0 - specificity) * len(negatives)))
+    threshold = np.nextafter(negatives[len(negatives) - 1 - allowed], np.inf)
+    return float(np.clip(threshold, 1e-4, 1.0))
+
+
+def operating_points(targets: np.ndarray, probs: np.ndarray, labels: Sequence[str],
+                     specificity: float = FINDING_SPECIFICITY) -> dict[str, float]:
+    """Per-label thresholds (see specificity_threshold), chosen on validation data."""
+    return {label: specificity_threshold(targets[:, i], probs[:, i], specificity)
+            for i, label in enumerate(labels)}
+
+
+# ------------------------------------------------------------------- per-class reports
+# One implementation of the per-class numbers for `diachestxr evaluate` (metrics.json, see
+# DESIGN.md "Evaluate output") and for training's validation logs.
+
+def _ratio(num: int, den: int) -> float | None:
+    return float(num / den) if den else None
+
+
+def binary_rates(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
+    """Sensitivity, specificity and PPV of 0/1 predictions; None where the denominator is 0
+    (no positives, no negatives, or nothing predicted positive)."""
+    y_true, y_pred = np.asarray(y_true, bool), np.asarray(y_pred, bool)
+    tp = int((y_true & y_pred).sum())
+    fn = int((y_true & ~y_pred).sum())
+    tn = int((~y_true & ~y_pred).sum())
+    fp = int((~y_true & y_pred).sum())
+    return {"sensitivity": _ratio(tp, tp + fn), "specificity": _ratio(tn, tn + fp),
+            "ppv": _ratio(tp, tp + fp)}
+
+
+def _mean_or_none(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def screening_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict:
+    """Single-label report. y_true: (N,) class indices; probs: (N, C) softmax outputs.
+
+    Returns {"n", "classes", "accuracy", "macro_auroc", "per_class": {class: {"n_pos",
+    "auroc", "sensitivity", "specificity", "ppv"}}, "confusion_matrix"} (rows true, columns
+    predicted). A class without positives or negatives gets auroc None, left out of the mean.
+    """
+    y_true, probs = np.asarray(y_true, int), np.asarray(probs, float)
+    n_classes = len(classes)
+    if probs.ndim != 2 or probs.shape != (len(y_true), n_classes):
+        raise ValueError(f"probs must have shape ({len(y_true)}, {n_classes}), got {probs.shape}")
+    if len(y_true) == 0:
+        raise ValueError("no samples to compute metrics on")
+    pred = probs.argmax(1)
+    per_class = {}
+    for c, name in enumerate(classes):
+        positive = y_true == c
+        per_class[name] = {"n_pos": int(positive.sum()),
+                           "auroc": auroc_or_none(positive.astype(int), probs[:, c]),
+                           **binary_rates(positive, pred == c)}
+    return {"n": int(len(y_true)), "classes": list(classes),
+            "accuracy": float((pred == y_true).mean()),
+            "macro_auroc": _mean_or_none(v["auroc"] for v in per_class.values()),
+            "per_class": per_class,
+            "confusion_matrix": confusion_matrix(y_true, pred, labels=list(range(n_classes))).tolist()}
+
+
+def balanced_accuracy(report: dict) -> float | None:
+    """Mean sensitivity over the classes present, from a `screening_metrics` report."""
+    return _mean_or_none(v["sensitivity"] for v in report["per_class"].values())
+
+
+def diagnosis_metrics(targets: np.ndarray, probs: np.ndarray, labels: Sequence[str],
+                      thresholds: Mapping[str, float] | float = 0.5) -> dict:
+    """Multi-label report. targets: (N, L) 0/1; probs: (N, L) sigmoid outputs; a label is
+    called positive when its probability is >= its threshold (as `Predictor.diagnose` does).
+
+    Returns {"n", "labels", "mean_auroc", "per_label": {label: {"n_pos", "auroc",
+    "threshold", "sensitivity", "specificity"}}}.
+    """
+    targets, probs = np.asarray(targets, float), np.asarray(probs, float)
+    if targets.shape != probs.shape or targets.ndim != 2 or targets.shape[1] != len(labels):
+        raise ValueError(f"targets {targets.shape} and probs {probs.shape} must both be "
+                         f"(N, {len(labels)})")
+    if len(targets) == 0:
+        raise ValueError("no samples to compute metrics on")
+    per_label = {}
+    for i, name in enumerate(labels):
+        thr = float(thresholds if isinstance(thresholds, (int, float)) else thresholds[name])
+        positive = targets[:, i] > 0.5
+        rates = binary_rates(positive, probs[:, i] >= thr)
+        per_label[name] = {"n_pos": int(positive.sum()),
+                           "auroc": auroc_or_none(positive.astype(int), probs[:, i]),
+                           "threshold": thr, "sensitivity": rates["sensitivity"],
+                           "specificity": rates["specificity"]}
+    calls = np.stack([probs[:, i] >= float(thresholds if isinstance(thresholds, (int, float))
+                                           else thresholds[name]) for i, name in enumerate(labels)], 1)
+    no_finding = targets.sum(1) == 0
+    return {"n": int(len(targets)), "labels": list(labels),
+            "mean_auroc": _mean_or_none(v["auroc"] for v in per_label.values()),
+            "per_label": per_label,
+            # how a radiograph without any finding reads at these operating points
+            "no_finding": {"n": int(no_finding.sum()),
+                           "findings_median": float(np.median(calls[no_finding].sum(1)))
+                           if no_finding.any() else None,
+                           "findings_mean": float(calls[no_finding].sum(1).mean())
+                           if no_finding.any() else None}}

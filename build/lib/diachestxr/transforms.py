@@ -1,0 +1,73 @@
+"""Canonical grayscale array -> model tensor, for inference and training alike."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torchvision.transforms import v2
+
+from .registry import ModelSpec
+
+# Training images are cached at this multiple of the input size so random crops have margin.
+TRAIN_CACHE_SCALE = 256 / 224
+
+
+def resize_gray(gray: np.ndarray, size: int) -> np.ndarray:
+    """Squash to size x size: the models were trained on whole, un-cropped radiographs."""
+    interp = cv2.INTER_AREA if min(gray.shape) >= size else cv2.INTER_LINEAR
+    return cv2.resize(gray, (size, size), interpolation=interp)
+
+
+def _normalize(x: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    """(..., 1, H, W) float in [0, 1] -> (..., 3, H, W) normalised like ImageNet inputs."""
+    x = x.expand(*x.shape[:-3], 3, *x.shape[-2:])
+    mean = torch.tensor(spec.mean, dtype=x.dtype).view(3, 1, 1)
+    std = torch.tensor(spec.std, dtype=x.dtype).view(3, 1, 1)
+    return (x - mean) / std
+
+
+def eval_tensor(gray: np.ndarray, spec: ModelSpec) -> torch.Tensor:
+    """(H, W) uint8 -> (3, S, S) float tensor, S = spec.input_size."""
+    small = resize_gray(gray, spec.input_size)
+    return _normalize(torch.from_numpy(small).float().div_(255).unsqueeze(0), spec)
+
+
+# Augmentation strengths: (crop scale range, rotation degrees, shift, brightness/contrast,
+# gamma range). "light" lets a DenseNet fit 1,200 images in a CPU budget; "strong" is for the
+# screening model, whose shortcuts (borders, exposure style) augmentation should blur.
+AUGMENT = {
+    "none": None,
+    "light": ((0.85, 1.0), 5, 0.02, 0.15, (0.85, 1.2)),
+    "default": ((0.65, 1.0), 10, 0.04, 0.3, (0.7, 1.4)),
+}
+
+
+def train_transform(spec: ModelSpec, strength: str = "default"):
+    """Augmentation for radiographs: mild crops, rotation, shift, exposure changes.
+
+    No horizontal flips (the heart's side is diagnostic) and no colour jitter beyond
+    brightness/contrast (radiographs are grayscale). Input: (1, H, W) uint8 tensor cached at
+    TRAIN_CACHE_SCALE x input size; output: (3, S, S) float tensor. strength "none" gives
+    the eval transform's centre view (the whole image, resized).
+    """
+    if strength not in AUGMENT:
+        raise ValueError(f"unknown augmentation {strength!r}; choose one of {', '.join(AUGMENT)}")
+    if AUGMENT[strength] is None:
+        resize = v2.Resize((spec.input_size, spec.input_size), antialias=True)
+        return lambda img: _normalize(resize(img).float().div_(255), spec)
+    crop, degrees, shift, jitter, gammas = AUGMENT[strength]
+    augment = v2.Compose([
+        v2.RandomResizedCrop(spec.input_size, scale=crop, ratio=(0.8, 1.25), antialias=True),
+        v2.RandomAffine(degrees=degrees, translate=(shift, shift), scale=(0.95, 1.05)),
+        v2.ColorJitter(brightness=jitter, contrast=jitter),
+        v2.ToDtype(torch.float32, scale=True),
+    ])
+
+    def apply(img: torch.Tensor) -> torch.Tensor:
+        x = augment(img)
+        # random gamma: exposure and detector response differ between hospitals
+        gamma = float(torch.empty(1).uniform_(*gammas))
+        return _normalize(x.clamp_(0, 1).pow_(gamma), spec)
+
+    return apply

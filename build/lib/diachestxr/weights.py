@@ -1,0 +1,218 @@
+"""Resolve, load and verify checkpoints: explicit path -> Hugging Face Hub -> bundled.
+
+A checkpoint is `<task>.safetensors` (the state dict, fp16 storage allowed) plus
+`<task>.json` beside it (arch, labels, input size, normalisation, thresholds, training data,
+metrics). Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .models import ChestXRayNet, build_model
+from .registry import ModelSpec, get_spec
+
+log = logging.getLogger(__name__)
+
+BUNDLED_DIR = Path(__file__).parent / "weights"
+HUB_CONNECT_TIMEOUT_S = 1.5
+CONFIG_FORMAT = 1
+
+
+class WeightsError(RuntimeError):
+    """No usable checkpoint: the message names the file and says what to do."""
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    kind: str  # "local" | "hub" | "bundled"
+    location: str  # a folder, or "repo@revision"
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.location}"
+
+
+@dataclass
+class LoadedModel:
+    model: ChestXRayNet  # carries its spec and its checkpoint's config
+    source: WeightsSource
+    files: tuple[Path, Path] | None = None  # (safetensors, json)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.model.spec
+
+    @property
+    def config(self) -> dict:
+        return self.model.config
+
+
+# ---------------------------------------------------------------------------------- saving
+def save_checkpoint(model: torch.nn.Module, config: dict, out_dir: str | os.PathLike,
+                    spec: ModelSpec, half: bool = True) -> Path:
+    """Write <task>.safetensors (+ .json); fp16 storage halves the size at no accuracy cost."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
+             for k, v in model.state_dict().items()}
+    save_file(state, str(out / spec.filename), metadata={"task": spec.task, "arch": spec.arch})
+    config = {"format": CONFIG_FORMAT, "task": spec.task, "arch": spec.arch,
+              "labels": list(spec.labels), "multilabel": spec.multilabel,
+              "input_size": spec.input_size, "mean": list(spec.mean), "std": list(spec.std),
+              **config}
+    (out / spec.config_filename).write_text(json.dumps(config, indent=2) + "\n")
+    return out / spec.filename
+
+
+# --------------------------------------------------------------------------------- loading
+def load_checkpoint(weights_file: str | os.PathLike, spec: ModelSpec | str,
+                    source: WeightsSource | None = None) -> LoadedModel:
+    """Build the network and load a checkpoint into it, verifying labels and shapes."""
+    spec = get_spec(spec) if isinstance(spec, str) else spec
+    weights_file = Path(weights_file)
+    config_file = weights_file.with_name(spec.config_filename)
+    if not config_file.is_file():
+        config_file = weights_file.with_suffix(".json")
+    if not config_file.is_file():
+        raise WeightsError(f"{weights_file}: the config {spec.config_filename} that must sit "
+                           "beside it is missing; copy both files of the checkpoint")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{config_file}: not valid JSON ({e})") from None
+    if config.get("arch") != spec.arch or tuple(config.get("labels", ())) != spec.labels:
+        raise WeightsError(
+            f"{config_file}: the checkpoint is a {config.get('arch')} with labels "
+            f"{config.get('labels')}, but the {spec.task} task needs a {spec.arch} with labels "
+            f"{list(spec.labels)}; use a checkpoint trained for the {spec.task} task")
+    spec = replace(spec, input_size=int(config.get("input_size", spec.input_size)),
+                   mean=tuple(config.get("mean", spec.mean)), std=tuple(config.get("std", spec.std)))
+    try:
+        state = load_file(str(weights_file))
+    except Exception as e:  # safetensors raises its own error types for damaged files
+        raise WeightsError(f"{weights_file}: not a readable safetensors file ({e}); "
+                           "download or export the checkpoint again") from None
+    model = build_model(spec)
+    try:
+        model.load_state_dict(state, strict=True)  # copies fp16 tensors into fp32 parameters
+    except RuntimeError as e:
+        raise WeightsError(f"{weights_file}: tensors do not match the {spec.arch} network "
+                           f"({str(e).splitlines()[0]} ...); the file is not a DiaChestXR "
+                           f"{spec.task} checkpoint of this version") from None
+    model.eval()
+    model.config = config
+    source = source or WeightsSource("local", str(weights_file.parent))
+    return LoadedModel(model, source, (weights_file, config_file))
+
+
+def load_model(task: str, weights_dir: str | os.PathLike | None = None) -> LoadedModel:
+    """Load the model for `task` from the first place that has it (see module doc)."""
+    spec = get_spec(task)
+    weights_file, source = resolve_weights(spec, weights_dir)
+    loaded = load_checkpoint(weights_file, spec, source)
+    log.info("%s model loaded from %s", task, source)
+    return loaded
+
+
+def resolve_weights(spec: ModelSpec, weights_dir: str | os.PathLike | None = None
+                    ) -> tuple[Path, WeightsSource]:
+    explicit = weights_dir or os.environ.get("DIACHESTXR_WEIGHTS_DIR")
+    if explicit:
+        # An explicit choice is never silently replaced by another checkpoint.
+        path = Path(explicit)
+        path = path if path.suffix == ".safetensors" else path / spec.filename
+        if not path.is_file():
+            raise WeightsError(f"{path}: no {spec.task} checkpoint there (from "
+                               f"{'--weights' if weights_dir else 'DIACHESTXR_WEIGHTS_DIR'}); "
+                               f"expected {spec.filename} and {spec.config_filename}")
+        return path, WeightsSource("local", str(path.parent))
+    hub_file = _from_hub(spec)
+    if hub_file is not None:
+        return hub_file, WeightsSource("hub", f"{spec.resolved_hub_repo}@{spec.resolved_hub_revision}")
+    bundled = BUNDLED_DIR / spec.filename
+    if bundled.is_file():
+        return bundled, WeightsSource("bundled", str(BUNDLED_DIR))
+    raise WeightsError(
+        f"no {spec.task} weights found: none in DIACHESTXR_WEIGHTS_DIR, none on the Hub "
+        f"({spec.resolved_hub_repo}@{spec.resolved_hub_revision}), none bundled in "
+        f"{BUNDLED_DIR}. Train one (python -m training.train --task {spec.task} ...) and pass "
+        "--weights RUN_DIR, or set DIACHESTXR_HUB_REPO to a repo that has them. "
+        "Refusing to run with random weights.")
+
+
+# ------------------------------------------------------------------------------------- Hub
+_reachability: dict[str, bool] = {}
+_reachability_lock = threading.Lock()
+
+
+def hub_reachable(endpoint: str | None = None) -> bool:
+    """One TCP connect, cached per endpoint: huggingface_hub would otherwise spend ~25 s of
+    retries per file before giving up on an unreachable Hub."""
+    from huggingface_hub import constants
+
+    endpoint = endpoint or constants.ENDPOINT
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # behind a proxy a direct connect says nothing; huggingface_hub decides
+    with _reachability_lock:
+        if endpoint not in _reachability:
+            url = urlparse(endpoint)
+            port = url.port or (443 if url.scheme == "https" else 80)
+            try:
+                socket.create_connection((url.hostname, port), timeout=HUB_CONNECT_TIMEOUT_S).close()
+                _reachability[endpoint] = True
+            except OSError as e:
+                log.info("Hugging Face Hub at %s is unreachable (%s); using cached or "
+                            "bundled weights", endpoint, e)
+                _reachability[endpoint] = False
+        return _reachability[endpoint]
+
+
+def _from_hub(spec: ModelSpec) -> Path | None:
+    """The checkpoint from the Hub (or the HF cache), or None to fall back to bundled."""
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    repo = spec.resolved_hub_repo
+    if repo.lower() in ("none", "off"):
+        return None
+    # Offline (by setting or because the Hub is unreachable): the standard HF cache only.
+    # A pure cache lookup, not hf_hub_download(local_files_only=True): that one still builds
+    # request headers, which fetch {endpoint}/api/agent-harnesses (3 s timeout) unless
+    # telemetry or HF_HUB_OFFLINE is set -- 3 s more on an unreachable Hub.
+    if constants.HF_HUB_OFFLINE or not hub_reachable():
+        return _from_hf_cache(spec, repo)
+    try:
+        files = [hf_hub_download(repo, name, revision=spec.resolved_hub_revision, etag_timeout=5)
+                 for name in (spec.filename, spec.config_filename)]
+    except LocalEntryNotFoundError:
+        log.info("%s: %s@%s is not in the local HF cache", spec.task, repo,
+                 spec.resolved_hub_revision)
+        return None
+    except (HfHubHTTPError, OSError, ValueError) as e:
+        log.warning("%s: could not download from the Hub %s@%s (%s); falling back",
+                    spec.task, repo, spec.resolved_hub_revision, str(e).splitlines()[0])
+        return None
+    return Path(files[0])
+
+
+def _from_hf_cache(spec: ModelSpec, repo: str) -> Path | None:
+    """The checkpoint from the standard HF cache (a revision's ref or commit), no network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    revision = spec.resolved_hub_revision
+    files = [try_to_load_from_cache(repo, name, revision=revision)
+             for name in (spec.filename, spec.config_filename)]
+    if not all(isinstance(f, str) for f in files):
+        log.info("%s: %s@%s is not in the local HF cache", spec.task, repo, revision)
+        return None
+    return Path(files[0])

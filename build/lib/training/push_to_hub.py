@@ -1,0 +1,417 @@
+"""Publish trained checkpoints to the Hugging Face Hub, with a model card.
+
+    python -m training.push_to_hub runs/screening runs/diagnosis --repo USER/NAME --tag v1
+    python -m training.push_to_hub diachestxr/weights --card-only      # write <task>.md only
+
+A RUN_DIR holds <task>.safetensors + <task>.json (what `python -m training.train` writes; a
+folder may hold both tasks, like diachestxr/weights/) and optionally the output of
+`python -m diachestxr evaluate` as <task>_metrics.json or metrics.json. Uploaded, in one
+commit: every <task>.safetensors and <task>.json, a <task>.md model card per task, and a
+README.md (the Hub's model card) combining the cards of all tasks in the repo.
+
+The app resolves `DIACHESTXR_HUB_REPO` at `DIACHESTXR_HUB_REVISION` (default tag "v1"), so
+publish with `--tag v1` (or a new tag, then point the deployment at it). The token comes from
+--token, HF_TOKEN or `hf auth login`; HF_ENDPOINT selects another Hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+from diachestxr.registry import DEFAULT_HUB_REVISION, SPECS, TASKS, get_spec
+
+log = logging.getLogger("training.push_to_hub")
+
+NOTICE = ("**Research and teaching use only. This is not a medical device**: it is not cleared "
+          "or approved for diagnosis, triage or any clinical decision, and its outputs must not "
+          "be used to care for patients.")
+
+DATA = {
+    "screening": (
+        "`../shared/data/screening` (3 classes, fixed patient-wise train/val/test split): the "
+        "Kermany et al. 2018 pediatric chest X-rays (Guangzhou; CC BY 4.0) for Normal and "
+        "bacterial/viral Pneumonia; adult COVID-19 radiographs from the Hannover Medical School "
+        "COVID-19 repository (CC BY 3.0), the ieee8023 covid-chestxray-dataset (per-image "
+        "licenses), Figure1 and Actualmed (research use)."),
+    "diagnosis": (
+        "`../shared/data/diagnosis`: 500 adult frontal radiographs of 500 patients from NIH "
+        "ChestX-ray14 (NIH Clinical Center; public, attribution requested), 14 labels from the "
+        "official Data_Entry_2017_v2020 table, split 400 / 50 / 50 (train / val / test). The "
+        "same code trains on the full 112,120-image download (Data_Entry_2017.csv)."),
+}
+
+LIMITATIONS = {
+    "common": [
+        "Trained on small public research datasets; not validated prospectively, on other "
+        "hospitals' equipment, or against radiologists.",
+        "Grad-CAM maps are coarse (13x13 for AlexNet, 7x7 for DenseNet121, upsampled) and show "
+        "where the evidence for a class lies in the image, not why; they are no proof that the "
+        "model looks at pathology.",
+        "Inputs are frontal chest radiographs; lateral views, other body parts, photographs of "
+        "screens and post-processed images are out of distribution and still receive a prediction.",
+    ],
+    "screening": [
+        "**Age confound.** In the screening data every COVID-19 image is an adult and nearly "
+        "every Pneumonia and Normal image is a child (Kermany, ages 1-5). A model can score well "
+        "on this split by recognising age or hospital instead of disease — the classic shortcut "
+        "of COVID-19 X-ray classifiers (DeGrave et al., Nature Machine Intelligence 2021). Test "
+        "scores on this split overstate real-world performance; a healthy adult radiograph may "
+        "be called COVID-19. Look at the specificity on adult normal radiographs (under Metrics, "
+        "where measured) and at the Grad-CAM maps.",
+        "COVID-19 images come from several small public collections of varying quality "
+        "(some are figures from publications).",
+    ],
+    "diagnosis": [
+        "500 images (400 for training) are a tiny slice of ChestX-ray14; per-label AUROC on the 50 test "
+        "images is very noisy (several labels have only a handful of positives).",
+        "NIH labels were text-mined from radiology reports and are known to be noisy; one "
+        "hospital (NIH Clinical Center), mostly PA/AP adult views.",
+        "Thresholds were calibrated on the 50-image validation split (Youden's J) and move a "
+        "lot with few positives.",
+    ],
+}
+
+
+# ------------------------------------------------------------------------ run folders
+def find_checkpoints(run_dir: str | Path) -> dict[str, tuple[Path, Path, dict]]:
+    """{task: (safetensors, config json, config)} for every task checkpoint in run_dir."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise SystemExit(f"{run_dir}: not a folder (expected a training run folder)")
+    found = {}
+    for task, spec in SPECS.items():
+        weights, config_file = run_dir / spec.filename, run_dir / spec.config_filename
+        if not weights.is_file():
+            continue
+        if not config_file.is_file():
+            raise SystemExit(f"{config_file}: missing; the config must sit beside {weights.name}")
+        found[task] = (weights, config_file, json.loads(config_file.read_text()))
+    if not found:
+        raise SystemExit(f"{run_dir}: no checkpoint there (expected "
+                         f"{' or '.join(s.filename for s in SPECS.values())} + its .json)")
+    return found
+
+
+def find_eval_metrics(run_dir: str | Path, task: str) -> dict | None:
+    """The `diachestxr evaluate` output for `task` in run_dir, if any."""
+    for name in (f"{task}_metrics.json", "metrics.json"):
+        path = Path(run_dir) / name
+        if path.is_file():
+            try:
+                metrics = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                log.warning("%s: not valid JSON; ignored", path)
+                continue
+            if metrics.get("task") == task:
+                return metrics
+    return None
+
+
+# ------------------------------------------------------------------------ model card
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _metrics_table(metrics: dict) -> list[str]:
+    """Markdown for a metrics.json of `diachestxr evaluate` (see DESIGN.md)."""
+    lines = []
+    if "per_class" in metrics:
+        lines.append(f"n = {metrics.get('n')}, accuracy **{_fmt(metrics.get('accuracy'))}**, "
+                     f"macro AUROC **{_fmt(metrics.get('macro_auroc'))}**")
+        lines += ["", "| class | n positive | AUROC | sensitivity | specificity | PPV |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {m.get('n_pos')} | {_fmt(m.get('auroc'))} | {_fmt(m.get('sensitivity'))} "
+                  f"| {_fmt(m.get('specificity'))} | {_fmt(m.get('ppv'))} |"
+                  for name, m in metrics["per_class"].items()]
+        if metrics.get("confusion_matrix"):
+            classes = metrics.get("classes", list(metrics["per_class"]))
+            lines += ["", "Confusion matrix (rows true, columns predicted):", "",
+                      "| true \\ predicted | " + " | ".join(classes) + " |",
+                      "|---" * (len(classes) + 1) + "|"]
+            lines += [f"| {c} | " + " | ".join(str(v) for v in row) + " |"
+                      for c, row in zip(classes, metrics["confusion_matrix"])]
+    elif "per_label" in metrics:
+        lines.append(f"n = {metrics.get('n')}, mean AUROC **{_fmt(metrics.get('mean_auroc'))}** "
+                     "(over labels with positives and negatives)")
+        lines += ["", "| label | n positive | AUROC | threshold | sensitivity | specificity |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {m.get('n_pos')} | {_fmt(m.get('auroc'))} | {_fmt(m.get('threshold'))} "
+                  f"| {_fmt(m.get('sensitivity'))} | {_fmt(m.get('specificity'))} |"
+                  for name, m in metrics["per_label"].items()]
+    else:
+        lines += ["```json", json.dumps(metrics, indent=2), "```"]
+    return lines
+
+
+def _as_list(value) -> list[str]:
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | None = None,
+               revision: str | None = None) -> str:
+    """A standalone Markdown model card for one checkpoint, from its <task>.json config and
+    optionally a `diachestxr evaluate` metrics.json. Used for the Hub and for
+    diachestxr/weights/<task>.md."""
+    task = config.get("task", "")
+    spec = get_spec(task)
+    training = config.get("training") or {}
+    tcfg = training.get("config") or {}
+    out = [f"# DiaChestXR {task} model ({config.get('arch', spec.arch)})", "", NOTICE, ""]
+
+    out += ["## Model", ""]
+    if spec.multilabel:
+        out.append(f"- Multi-label NIH ChestX-ray14 diagnosis: {len(spec.labels)} independent "
+                   "sigmoid outputs (" + ", ".join(spec.labels) + ").")
+    else:
+        out.append("- Single-label screening, softmax over " + ", ".join(spec.labels) + ".")
+    out += [f"- Architecture: torchvision {config.get('arch', spec.arch)} convolutional features -> "
+            "global average pool -> dropout -> linear head (see `diachestxr/models.py`).",
+            f"- Input: grayscale radiograph squashed to {config.get('input_size', spec.input_size)}"
+            f" px, replicated to 3 channels, normalised with mean {config.get('mean')} and std "
+            f"{config.get('std')}.",
+            f"- Files: `{spec.filename}` (safetensors, fp16 storage) and `{spec.config_filename}` "
+            "(labels, preprocessing, thresholds, training record).",
+            f"- Initialisation: `{tcfg.get('init', 'not recorded')}`"
+            + (" (random initialisation, no ImageNet pre-training)"
+               if tcfg.get("init") == "scratch" else "") + ".", ""]
+
+    out += ["## Training data", ""]
+    training_data = config.get("training_data")
+    if isinstance(training_data, dict):
+        out += [f"- {k}: {v}" for k, v in training_data.items()]
+    elif training_data:
+        out.append(str(training_data))
+    else:
+        out.append(DATA[task])
+    if tcfg.get("extra_adults"):
+        out.append(f"\nExtra adult radiographs from `{tcfg['extra_adults']}` (NIH ChestX-ray14, "
+                   "train/val rows: no finding as Normal, Pneumonia as Pneumonia, any other "
+                   "finding as the partial label 'not COVID-19').")
+    out.append("")
+
+    out += ["## Training", ""]
+    if training.get("command"):
+        out += ["Exact command:", "", "```bash", training["command"], "```", ""]
+    else:
+        out += ["The training command was not recorded in the config.", ""]
+    wall = training.get("wall_time_s")
+    facts = [("epochs run", training.get("epochs_run")), ("best epoch", training.get("best_epoch")),
+             ("wall time", None if wall is None else
+              f"{wall / 60:.1f} min" if wall >= 60 else f"{wall:.0f} s")]
+    facts += [(k, tcfg.get(k)) for k in ("epochs", "batch_size", "lr", "weight_decay",
+                                         "input_size", "samples_per_epoch", "seed") if tcfg.get(k)]
+    out += [f"- {k}: {v}" for k, v in facts if v is not None]
+    out += [f"- {note}" for note in _as_list(tcfg.get("notes"))]
+    out.append("")
+
+    out += ["## Metrics", ""]
+    validation = config.get("validation")
+    if validation:
+        out += ["Validation split, best epoch (the checkpoint kept): "
+                + ", ".join(f"{k} {_fmt(v)}" for k, v in validation.items()
+                            if k not in ("lr", "elapsed_s")), ""]
+    if config.get("test_metrics"):
+        out += ["Test split (recorded in the config):", ""]
+        out += _metrics_table(config["test_metrics"]) + [""]
+    if eval_metrics:
+        out += ["`python -m diachestxr evaluate` output shipped with this run:", ""]
+        out += _metrics_table(eval_metrics) + [""]
+    for key, value in config.items():
+        if key.endswith("_metrics") and key != "test_metrics" and isinstance(value, dict):
+            out += [f"{key.replace('_', ' ').capitalize()}:", ""] + _metrics_table(value) + [""]
+    if not (validation or config.get("test_metrics") or eval_metrics):
+        out += ["No metrics were recorded for this checkpoint.", ""]
+    if spec.multilabel and config.get("thresholds"):
+        out += ["Per-label decision thresholds (calibrated on the validation split, used by "
+                "`Predictor.diagnose` by default):", "",
+                "| " + " | ".join(config["thresholds"]) + " |",
+                "|---" * len(config["thresholds"]) + "|",
+                "| " + " | ".join(_fmt(v) for v in config["thresholds"].values()) + " |", ""]
+
+    out += ["## Limitations", ""]
+    out += [f"- {text}" for text in LIMITATIONS[task] + LIMITATIONS["common"]
+            + _as_list(config.get("limitations"))]
+    out.append("")
+
+    out += ["## Use", "", "```python", "from diachestxr import Predictor",
+            "p = Predictor()  # DIACHESTXR_HUB_REPO@DIACHESTXR_HUB_REVISION, else the bundled weights",
+            ("print(p.diagnose('xray.png').findings)" if spec.multilabel
+             else "print(p.screen('xray.png').label)"), "```", ""]
+    if repo_id:
+        out += ["Point the DiaChestXR app or CLI at these weights with", "", "```bash",
+                f"export DIACHESTXR_HUB_REPO={repo_id}",
+                f"export DIACHESTXR_HUB_REVISION={revision or DEFAULT_HUB_REVISION}", "```", ""]
+    return "\n".join(out)
+
+
+def _demote(markdown: str) -> str:
+    """Headings one level down (outside code fences), to nest a card inside README.md."""
+    lines, fenced = [], False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        lines.append("#" + line if line.startswith("#") and not fenced else line)
+    return "\n".join(lines)
+
+
+def repo_card(cards: dict[str, str], repo_id: str | None = None) -> str:
+    """README.md for a repo holding the cards of one or more tasks (Hub metadata on top)."""
+    front = ["---", "tags:", "- chest-x-ray", "- medical-imaging", "- image-classification",
+             "- grad-cam", "- diachestxr", "pipeline_tag: image-classification", "---", ""]
+    body = [f"# DiaChestXR models{f' ({repo_id})' if repo_id else ''}", "", NOTICE, "",
+            "Checkpoints of DiaChestXR — chest X-ray screening "
+            "(COVID-19 / Pneumonia / Normal) and NIH ChestX-ray14 diagnosis with Grad-CAM "
+            "explanations — in the `diachestxr` package's format: `<task>.safetensors` + "
+            "`<task>.json`. Tasks in this repo: " + ", ".join(f"`{t}`" for t in cards) + ".", ""]
+    for task in TASKS:
+        if task in cards:
+            body += [_demote(cards[task]).rstrip(), ""]
+    return "\n".join(front + body)
+
+
+def write_model_cards(run_dir: str | Path, out_dir: str | Path | None = None,
+                      repo_id: str | None = None, revision: str | None = None) -> list[Path]:
+    """Write <task>.md beside each checkpoint of run_dir (or into out_dir); e.g. the cards of
+    the bundled weights: write_model_cards("diachestxr/weights")."""
+    out_dir = Path(out_dir or run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task, (_, _, config) in find_checkpoints(run_dir).items():
+        path = out_dir / f"{task}.md"
+        path.write_text(model_card(config, find_eval_metrics(run_dir, task), repo_id, revision) + "\n")
+        written.append(path)
+    return written
+
+
+# ------------------------------------------------------------------------------ upload
+def _verify(weights: Path, task: str) -> None:
+    """Refuse to publish a checkpoint the package could not load."""
+    from diachestxr.weights import WeightsError, load_checkpoint
+
+    try:
+        load_checkpoint(weights, task)
+    except WeightsError as e:
+        raise SystemExit(f"not publishing: {e}") from None
+
+
+def push_to_hub(run_dirs: list[str | Path] | str | Path, repo_id: str, revision: str = "main",
+                tag: str | None = None, private: bool = False, token: str | None = None,
+                move_tag: bool = False, commit_message: str | None = None,
+                verify: bool = True) -> dict:
+    """Upload the checkpoints of `run_dirs` (+ model cards) to `repo_id` in one commit on
+    branch `revision`, then optionally tag that commit. Returns {"commit_url", "commit",
+    "tag", "files"}."""
+    from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    run_dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+    found: dict[str, tuple[Path, Path, dict, Path]] = {}
+    for run_dir in run_dirs:
+        for task, (weights, config_file, config) in find_checkpoints(run_dir).items():
+            if task in found:
+                raise SystemExit(f"two {task} checkpoints given ({found[task][3]} and {run_dir}); "
+                                 "publish one per task")
+            found[task] = (weights, config_file, config, Path(run_dir))
+    if verify:
+        for task, (weights, *_rest) in found.items():
+            _verify(weights, task)
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    if revision != "main":
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    published_rev = tag or revision
+    cards = {task: model_card(config, find_eval_metrics(run_dir, task), repo_id, published_rev)
+             for task, (_, _, config, run_dir) in found.items()}
+    # README.md describes every task in the repo: keep the cards of tasks published earlier.
+    for task in (t for t in TASKS if t not in cards):
+        try:
+            cards[task] = Path(hf_hub_download(repo_id, f"{task}.md", revision=revision,
+                                               token=token, endpoint=api.endpoint)).read_text()
+        except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError):
+            pass
+
+    with tempfile.TemporaryDirectory(prefix="diachestxr-push-") as staging:
+        staging = Path(staging)
+        operations = []
+        for task, (weights, config_file, _, _) in found.items():
+            card = staging / f"{task}.md"
+            card.write_text(cards[task] + "\n")
+            for path in (weights, config_file, card):
+                operations.append(CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path)))
+        readme = staging / "README.md"
+        readme.write_text(repo_card({t: cards[t] for t in TASKS if t in cards}, repo_id) + "\n")
+        operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(readme)))
+        # One create_commit (not upload_folder): one atomic commit, so a tag never points at
+        # a state where a task's weights and config disagree.
+        info = api.create_commit(repo_id, operations=operations, revision=revision,
+                                 commit_message=commit_message or
+                                 f"Upload DiaChestXR {', '.join(found)} checkpoint(s)")
+    if tag:
+        try:
+            api.create_tag(repo_id, tag=tag, revision=info.oid,
+                           tag_message=f"DiaChestXR {', '.join(found)}")
+        except HfHubHTTPError as e:
+            if e.response.status_code != 409:
+                raise
+            if not move_tag:
+                raise SystemExit(
+                    f"tag {tag!r} already exists on {repo_id}; deployments pinned to it would not "
+                    f"see this commit ({info.oid}). Publish under a new tag and point "
+                    "DIACHESTXR_HUB_REVISION at it, or pass --move-tag to move it.") from None
+            api.delete_tag(repo_id, tag=tag)
+            api.create_tag(repo_id, tag=tag, revision=info.oid)
+    files = [op.path_in_repo for op in operations]
+    log.info("pushed %s to %s (commit %s%s)", ", ".join(files), repo_id, info.oid,
+             f", tag {tag}" if tag else "")
+    return {"commit_url": info.commit_url, "commit": info.oid, "tag": tag, "files": files}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.push_to_hub",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="folder(s) with <task>.safetensors + <task>.json")
+    parser.add_argument("--repo", help="USER/NAME of the model repo (created if missing)")
+    parser.add_argument("--revision", default="main", help="branch to commit to (default: main)")
+    parser.add_argument("--tag", help=f"tag the commit, e.g. {DEFAULT_HUB_REVISION} (the revision "
+                        "the app pins by default)")
+    parser.add_argument("--move-tag", action="store_true", help="move --tag if it already exists")
+    parser.add_argument("--private", action="store_true", help="create the repo private")
+    parser.add_argument("--token", help="Hub token (default: HF_TOKEN or `hf auth login`)")
+    parser.add_argument("--message", help="commit message")
+    parser.add_argument("--card-only", nargs="?", const="", metavar="OUT_DIR",
+                        help="only write <task>.md model card(s) (into OUT_DIR, default: beside "
+                        "the checkpoints); nothing is uploaded")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if args.card_only is not None:
+        for run_dir in args.run_dirs:
+            for path in write_model_cards(run_dir, args.card_only or None, args.repo, args.tag):
+                print(path)
+        return 0
+    if not args.repo:
+        parser.error("--repo USER/NAME is required (unless --card-only)")
+    result = push_to_hub(args.run_dirs, args.repo, revision=args.revision, tag=args.tag,
+                         private=args.private, token=args.token, move_tag=args.move_tag,
+                         commit_message=args.message)
+    print(json.dumps(result, indent=2))
+    rev = args.tag or args.revision
+    print(f"\nPoint a deployment at it:\n  DIACHESTXR_HUB_REPO={args.repo} "
+          f"DIACHESTXR_HUB_REVISION={rev} python app.py", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
