@@ -128,14 +128,6 @@ def _png(rgb: np.ndarray) -> str:
     return str(out)
 
 
-def _method(method: str | None) -> str:
-    method = method or DEFAULT_METHOD
-    if method not in CAM_METHODS:
-        raise gr.Error(f"Unknown map method {method!r}; choose one of {', '.join(CAM_METHODS)}.",
-                       title="Unknown method", print_exception=False)
-    return method
-
-
 def _model_summary(task: str) -> dict:
     info = PREDICTORS[task].info(task)
     return {"arch": info["arch"], "weights": info["source"], "location": info["location"]}
@@ -172,7 +164,7 @@ def screen(image: str, opacity: float = DEFAULT_ALPHA, method: str = DEFAULT_MET
     predictor = _predictor("screening")
     path = _path(image)
     name = Path(path).name
-    method = _method(method)
+    method = method or DEFAULT_METHOD
     with _user_errors(name):
         # all three maps cost about as much as one: any class the user picks is ready
         r = predictor.screen(path, explain="all", alpha=float(opacity), method=method)
@@ -269,7 +261,7 @@ def diagnose(image: str, calibrated_thresholds: bool = True, threshold: float = 
     path = _path(image)
     name = Path(path).name
     predictor = _predictor("diagnosis")
-    method = _method(method)
+    method = method or DEFAULT_METHOD
     thresholds = _thresholds(calibrated_thresholds, threshold)
     with _user_errors(name):
         # all 14 maps cost about as much as one: every label the user picks is ready

@@ -1,12 +1,14 @@
-"""End-to-end latency of the web app's API, through gradio_client, as JSON.
+"""End-to-end latency and throughput of the web app's API, through gradio_client, as JSON.
 
     python benchmarks/app_latency.py [--random | --weights DIR] [--calls 10] [--warmup 2]
-                                     [--images ../shared/examples]
+                                     [--clients 8] [--images ../shared/examples]
 
 Starts `python app.py` on a free port (with random weights, a weights folder, or whatever the
-app resolves by itself: Hub or bundled), then calls /screen and /diagnose one at a time,
-cycling through the images, and prints the median / p90 per endpoint in seconds. This is
-what an API user waits for: upload, queue, read, model + Grad-CAM, PNG encoding, download.
+app resolves by itself: Hub or bundled) and reports:
+- cold start: launch -> the server answers, and launch -> the first /screen result;
+- /screen and /diagnose called one at a time, cycling through the images: median / p90 in
+  seconds (what an API user waits for: upload, queue, read, model + maps, PNG, download);
+- throughput: --clients clients calling /screen at once, answers per second and failures.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -68,6 +71,36 @@ def summary(times: list[float]) -> dict:
             "p90_s": round(p90, 3), "min_s": round(ordered[0], 3), "max_s": round(ordered[-1], 3)}
 
 
+def throughput(url: str, images: list[Path], clients: int, calls: int) -> dict:
+    """`clients` threads, each with its own Client, each making `calls` /screen calls."""
+    from gradio_client import Client, handle_file
+
+    connected = [Client(url, verbose=False) for _ in range(clients)]
+    failures, done = [], []
+    start = threading.Barrier(clients + 1)
+
+    def work(i: int, client) -> None:
+        start.wait()
+        for j in range(calls):
+            try:
+                client.predict(handle_file(str(images[(i + j) % len(images)])), api_name="/screen")
+                done.append(1)
+            except Exception as e:  # noqa: BLE001 -- counted and reported, not raised
+                failures.append(repr(e)[:200])
+
+    threads = [threading.Thread(target=work, args=(i, c)) for i, c in enumerate(connected)]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    return {"endpoint": "/screen", "clients": clients, "answers": len(done),
+            "failures": len(failures), "first_failure": failures[0] if failures else None,
+            "seconds": round(elapsed, 2), "answers_per_s": round(len(done) / elapsed, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     which = parser.add_mutually_exclusive_group()
@@ -75,6 +108,8 @@ def main() -> None:
     which.add_argument("--weights", type=Path, help="a folder with <task>.safetensors + .json")
     parser.add_argument("--calls", type=int, default=10, help="timed calls per endpoint")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per endpoint first")
+    parser.add_argument("--clients", type=int, default=8,
+                        help="concurrent /screen clients for the throughput run (0: skip it)")
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "examples")
     args = parser.parse_args()
 
@@ -86,10 +121,14 @@ def main() -> None:
         sys.exit(f"no images in {args.images}")
     with tempfile.TemporaryDirectory(prefix="app-latency-") as tmp:
         weights = random_weights(Path(tmp) / "weights") if args.random else args.weights
+        launched = time.perf_counter()
         proc, url, startup_s = start_app(weights, Path(tmp) / "app.log")
         try:
             client = Client(url, verbose=False)
+            client.predict(handle_file(str(images[0])), api_name="/screen")
+            first_answer_s = time.perf_counter() - launched
             report = {"benchmark": "app_latency", "url": url, "startup_s": round(startup_s, 1),
+                      "first_answer_s": round(first_answer_s, 1),
                       "weights": "random" if args.random else str(args.weights or "app default"),
                       "images": str(args.images), "warmup_calls": args.warmup,
                       "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -106,6 +145,8 @@ def main() -> None:
                     times.append(time.perf_counter() - t0)
                 report["endpoints"][endpoint] = summary(times)
                 report.setdefault("model", {})[endpoint] = result["model"]
+            if args.clients:
+                report["throughput"] = throughput(url, images, args.clients, args.calls)
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -29,10 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Chest X-ray screening (COVID-19 / Pneumonia / Normal) and NIH ChestX-ray14 diagnosis "
         "with Grad-CAM. Research demo, not for clinical use."))
     parser.add_argument("--version", action="version", version=f"diachestxr {__version__}")
-    loud = parser.add_mutually_exclusive_group()
-    loud.add_argument("-v", "--verbose", action="store_true",
-                      help="log progress and where the weights come from")
-    loud.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress bars")
+    _add_loudness(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("predict", help="predict images or folders of images",
@@ -67,7 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="which weights each task uses, with their headline metrics")
     i.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
     i.add_argument("--json", action="store_true", help="the full record, model cards included")
+    for command in (p, e, i):
+        _add_loudness(command, default=argparse.SUPPRESS)  # so a command does not reset them
     return parser
+
+
+def _add_loudness(parser: argparse.ArgumentParser, default) -> None:
+    """-v/-q, accepted before or after the command."""
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true", default=default,
+                      help="log progress and where the weights come from")
+    loud.add_argument("-q", "--quiet", action="store_true", default=default,
+                      help="errors only, no progress bars")
 
 
 def main(argv: list[str] | None = None) -> int:

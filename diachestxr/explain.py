@@ -110,7 +110,11 @@ def overlay(gray: np.ndarray, cam: np.ndarray, alpha: float = DEFAULT_ALPHA) -> 
     (H, W, 3) uint8 RGB heatmap overlay."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"overlay opacity must be between 0 and 1, got {alpha}")
+    rgb = np.repeat((gray.astype(np.float32) / 255.0)[..., None], 3, axis=2)
+    if float(cam.max()) <= 0.0:
+        # An empty map: the colour map would paint the whole image its "cold" blue, which
+        # reads as a finding of its own. Show the radiograph as it is; callers say "empty".
+        return np.rint(rgb * 255).astype(np.uint8)
     if cam.shape != gray.shape:
         cam = resize_map(cam, *gray.shape)
-    rgb = np.repeat((gray.astype(np.float32) / 255.0)[..., None], 3, axis=2)
     return show_cam_on_image(rgb, cam, use_rgb=True, image_weight=1.0 - alpha)

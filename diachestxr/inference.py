@@ -257,7 +257,7 @@ class Predictor:
             self._model(task)  # raises the helpful error
         config = loaded.config
         return {"task": task, "arch": loaded.spec.arch, "source": loaded.source.kind,
-                "location": loaded.source.location, "labels": list(loaded.spec.labels),
+                "location": loaded.source.public, "labels": list(loaded.spec.labels),
                 "training_data": config.get("training_data"),
                 "headline_metrics": headline_metrics(config.get("test_metrics")),
                 "test_metrics": config.get("test_metrics"),

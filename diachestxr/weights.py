@@ -41,6 +41,15 @@ class WeightsSource:
     def __str__(self) -> str:
         return f"{self.kind}: {self.location}"
 
+    @property
+    def public(self) -> str:
+        """Where the weights came from, without this machine's paths (for the UI and API)."""
+        if self.kind == "bundled":
+            return "bundled with the app"
+        if self.kind == "local":
+            return f"local folder {Path(self.location).name}"
+        return self.location  # repo@revision, or "in-memory model"
+
 
 @dataclass
 class LoadedModel:

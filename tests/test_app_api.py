@@ -42,6 +42,14 @@ def check_screen(result: dict, overlay: str, result_file: str, image: Path) -> N
     assert result["file"] == image.name
     assert aspect(overlay) == pytest.approx(aspect(image), rel=0.01)
     assert json.loads(Path(result_file).read_text()) == result
+    assert result["explained"] == result["label"] and result["method"] == "gradcam"
+    _no_server_paths(result)
+
+
+def _no_server_paths(result: dict) -> None:
+    """The server's folders never reach a caller (only "bundled with the app", a Hub repo)."""
+    assert str(ROOT) not in json.dumps(result) and "/tmp" not in json.dumps(result)
+    assert result["model"]["location"] == "bundled with the app"
 
 
 def check_diagnose(result: dict, overlays: list[dict], result_file: str, image: Path) -> None:
@@ -57,6 +65,9 @@ def check_diagnose(result: dict, overlays: list[dict], result_file: str, image: 
         assert aspect(item["image"]) == pytest.approx(aspect(image), rel=0.01)
         assert item["caption"]
     assert json.loads(Path(result_file).read_text()) == result
+    # one ranking: the maps are those of the most probable labels, in the table's order
+    assert result["explained"] == list(probs)[:len(result["explained"])]
+    _no_server_paths(result)
 
 
 def test_only_the_two_named_endpoints_are_documented(client):
@@ -106,6 +117,18 @@ def test_diagnose_one_threshold_for_all(client, examples_dir):
                                                    threshold=0.9, api_name="/diagnose")
     check_diagnose(result, overlays, result_file, image)
     assert set(result["thresholds"].values()) == {0.9}
+
+
+def test_the_map_method_is_a_parameter(client, examples_dir):
+    from gradio_client.exceptions import AppError
+
+    image = examples_dir / "00009144_000.jpg"
+    result, overlays, result_file = client.predict(_file(image), method="gradcam++",
+                                                   api_name="/diagnose")
+    check_diagnose(result, overlays, result_file, image)
+    assert result["method"] == "gradcam++"
+    with pytest.raises(AppError, match="scorecam is not in the list of choices"):
+        client.predict(_file(image), method="scorecam", api_name="/screen")
 
 
 def test_bad_file_gives_a_clear_error_and_the_server_keeps_serving(client, examples_dir, tmp_path):

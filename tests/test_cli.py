@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -74,3 +75,38 @@ def test_dicom_through_the_cli(random_weights_dir, tmp_path):
     proc = run_cli("predict", "--task", "screening", "--json", "--weights", str(random_weights_dir), str(path))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["label"] in SCREENING_CLASSES
+
+
+def test_folders_and_an_out_file(examples_dir, random_weights_dir, tmp_path):
+    import csv
+    import shutil
+
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(examples_dir / "4fed5061.jpg", folder / "a.jpg")
+    shutil.copy(examples_dir / "00002754_000.jpg", folder / "sub" / "b.jpg")
+    (folder / "notes.txt").write_text("not an image, not picked up")
+    out = tmp_path / "results.csv"
+    proc = run_cli("predict", "--task", "screening", "--weights", str(random_weights_dir),
+                   "--quiet", "--out", str(out), str(folder))
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert [Path(r["file"]).name for r in rows] == ["a.jpg", "b.jpg"]
+    assert rows[0]["label"] in SCREENING_CLASSES and set(SCREENING_CLASSES) <= set(rows[0])
+    jsonl = tmp_path / "results.jsonl"
+    run_cli("predict", "--task", "diagnosis", "--weights", str(random_weights_dir), "--quiet",
+            "--out", str(jsonl), str(folder / "sub"))
+    assert [json.loads(l)["task"] for l in jsonl.read_text().splitlines()] == ["diagnosis"]
+    (tmp_path / "empty").mkdir()
+    empty = run_cli("predict", "--task", "screening", str(tmp_path / "empty"))
+    assert empty.returncode == 2 and "no PNG, JPEG or DICOM files" in empty.stderr
+
+
+def test_help_version_and_info(random_weights_dir):
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("diachestxr ")
+    info = run_cli("info", "--weights", str(random_weights_dir))
+    assert info.returncode == 0 and "screening: alexnet" in info.stdout and len(info.stdout) < 1000
+    assert "WARNING" not in info.stderr  # the unreachable Hub is not a warning
+    full = json.loads(run_cli("info", "--json", "--weights", str(random_weights_dir)).stdout)
+    assert set(full) == {"screening", "diagnosis"}

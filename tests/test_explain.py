@@ -114,6 +114,16 @@ def test_large_images_give_display_sized_results(random_predictor):
     assert r.image.shape == (1024, 819) and r.overlay.shape == (1024, 819, 3)
 
 
+def test_an_empty_map_draws_the_plain_radiograph():
+    """Not the colour map's uniform blue, which would read as a finding of its own."""
+    from diachestxr.explain import overlay
+
+    gray = chest_like(64, 80)
+    plain = overlay(gray, np.zeros((224, 224), np.float32), alpha=1.0)
+    assert (plain == gray[..., None]).all()
+    assert not (overlay(gray, np.ones((224, 224), np.float32), alpha=1.0) == gray[..., None]).all()
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
