@@ -30,7 +30,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from diachestxr import ImageReadError, Predictor, WeightsError, __version__  # noqa: E402
+from diachestxr import ImageReadError, Predictor, WeightsError, __version__, read_xray  # noqa: E402
+from diachestxr.card import model_card  # noqa: E402
 from diachestxr.examples import Example, list_examples  # noqa: E402
 from diachestxr.explain import CAM_METHODS, DEFAULT_ALPHA, DEFAULT_METHOD, overlay  # noqa: E402
 from diachestxr.inference import TOP_FINDINGS  # noqa: E402
@@ -190,9 +191,9 @@ def _screen_again(image: str | None, opacity: float, method: str, state: dict | 
 
 
 def _screen_clear():
-    """UI only: forget the previous image's result."""
+    """UI only: forget the previous image's result (and error)."""
     return (None, None, "", None, gr.DownloadButton(value=None, interactive=False),
-            gr.Radio(value=None, interactive=False), None)
+            gr.Radio(value=None, interactive=False), None, gr.Markdown("", visible=False))
 
 
 def _screen_view(state: dict | None):
@@ -300,9 +301,29 @@ def _diagnose_again(image: str | None, calibrated: bool, threshold: float, opaci
 
 
 def _diagnosis_clear():
-    """UI only: forget the previous image's result."""
+    """UI only: forget the previous image's result (and error)."""
     return (NO_RESULT, "", None, None, gr.DownloadButton(value=None, interactive=False),
-            None, None)
+            None, None, gr.Markdown("", visible=False))
+
+
+def _failure(task: str):
+    """UI only: after a failed run, the reason stays on the page beside the upload (the
+    toast fades). Recomputed here from the inputs: an event's exception does not reach the
+    next event."""
+    def explain(image: Any) -> gr.Markdown:
+        if task in LOAD_ERRORS:
+            text = f"The {task} model is not available on this server: {LOAD_ERRORS[task]}"
+        elif image is None:
+            text = "Upload a chest X-ray first (PNG, JPEG or DICOM)."
+        else:
+            try:
+                read_xray(str(image))
+                text = ("The analysis failed because of an internal error (logged on the "
+                        "server). Try another image.")
+            except ImageReadError as e:
+                text = str(e)
+        return gr.Markdown(f"**Cannot analyse this file.** {html.escape(text)}", visible=True)
+    return explain
 
 
 def _diagnosis_view(state: dict | None):
@@ -311,14 +332,15 @@ def _diagnosis_view(state: dict | None):
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     result = state["result"]
     probs, thr, findings = result["probabilities"], result["thresholds"], result["findings"]
+    point = _operating_point()
     if findings:
         plural = "s" if len(findings) > 1 else ""
-        summary = (f"**{len(findings)} finding{plural} above threshold:** "
+        summary = (f"**{len(findings)} finding{plural} at the operating point:** "
                    + ", ".join(f"{_pretty(l)} ({probs[l]:.0%})" for l in findings))
     else:
-        top = next(iter(probs))
-        summary = (f"**No finding above its threshold.** Highest: {_pretty(top)} "
-                   f"({probs[top]:.0%}, threshold {thr[top]:.2f}).")
+        summary = ("**No finding at the operating point.** Most probable: "
+                   + ", ".join(f"{_pretty(l)} ({probs[l]:.0%})" for l in list(probs)[:3]))
+    summary += f"  \n<span class='dx-legend'>{point}</span>"
     rows = []
     for label, p in probs.items():
         hit = label in findings
@@ -336,6 +358,18 @@ def _diagnosis_view(state: dict | None):
              "threshold). The black tick on each bar marks the threshold.</p>")
     # open the gallery on the top-ranked map, large, with the others as thumbnails
     return summary, table, gr.DownloadButton(interactive=True), gr.Gallery(selected_index=0)
+
+
+def _operating_point() -> str:
+    """What a finding means with the thresholds in use, in words."""
+    if "diagnosis" in PREDICTORS:
+        config = PREDICTORS["diagnosis"].models["diagnosis"].config
+        specificity = (config.get("operating_point") or {}).get("specificity")
+        if specificity:
+            return (f"A finding scores higher than {specificity:.0%} of the validation radiographs "
+                    "without it (its threshold); the probabilities below rank suspicions, they "
+                    "are not diagnoses.")
+    return "A finding is a probability at or above its label's threshold."
 
 
 def _diagnosis_pick(label: str | None, opacity: float, state: dict | None):
@@ -360,12 +394,13 @@ def _diagnosis_opacity(label: str | None, opacity: float, state: dict | None):
 
 # ------------------------------------------------------------------------------- layout
 def _upload(task: str, action: str, prefix: str):
-    """A tab's input column: the file box (taken as a path, read by our reader), its button
-    and the task's sample images."""
+    """A tab's input column: the file box (taken as a path, read by our reader), its button,
+    the box where a refusal stays, and the task's sample images."""
     file = gr.File(label="Chest X-ray (PNG, JPEG or DICOM)", type="filepath", height=170,
                    elem_id=f"{prefix}-file")
     run = gr.Button(action, variant="primary", elem_id=f"{prefix}-run")
-    return file, run, _examples(task, file)
+    error = gr.Markdown(visible=False, elem_id=f"{prefix}-error", elem_classes=["error-box"])
+    return file, run, error, _examples(task, file)
 
 
 def _model_markdown(task: str) -> str:
@@ -374,8 +409,9 @@ def _model_markdown(task: str) -> str:
     info = PREDICTORS[task].info(task)
     headline = " · ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
                           for k, v in info["headline_metrics"].items() if v is not None)
+    where = "" if info["source"] == "bundled" else f" (`{info['location']}`)"
     return (f"Model: **{ARCH_NAMES.get(info['arch'], info['arch'])}** · weights from "
-            f"{SOURCE_NAMES.get(info['source'], info['source'])} (`{info['location']}`)"
+            f"{SOURCE_NAMES.get(info['source'], info['source'])}{where}"
             + (f"  \nOn its test split: {headline} (research data; see *About the model*)"
                if headline else "")
             + (f"  \n⚠️ Test scores are inflated by the data's age confound (every COVID-19 image "
@@ -393,22 +429,11 @@ def _test_auroc(info: dict) -> float | None:
 
 
 def _model_card(task: str) -> str:
+    """The checkpoint's model card, as the Hub shows it (headings nested under the tab)."""
     if task in LOAD_ERRORS:
         return LOAD_ERRORS[task]
-    info = PREDICTORS[task].info(task)
-    parts = [f"- **Architecture:** {ARCH_NAMES.get(info['arch'], info['arch'])}",
-             f"- **Weights:** {info['source']} — `{info['location']}`",
-             f"- **Labels:** {', '.join(_pretty(l) for l in info['labels'])}"]
-    for key, title in (("training_data", "Training data"), ("test_metrics", "Test metrics"),
-                       ("limitations", "Limitations")):
-        value = info.get(key)
-        if value is None:
-            parts.append(f"- **{title}:** not recorded in this checkpoint")
-        elif isinstance(value, (dict, list)):
-            parts.append(f"- **{title}:**\n\n```json\n{json.dumps(value, indent=1)[:3000]}\n```")
-        else:
-            parts.append(f"- **{title}:** {value}")
-    return "\n".join(parts)
+    card = model_card(PREDICTORS[task].models[task].config)
+    return "\n".join("##" + line if line.startswith("#") else line for line in card.splitlines())
 
 
 def _source_page(url: str) -> str:
@@ -443,6 +468,10 @@ def _examples(task: str, file: gr.File) -> gr.Examples | None:
 
 
 CSS = """
+.error-box { border: 1px solid #dc2626; background: #fef2f2; border-radius: 6px; padding: 6px 10px; }
+.error-box .md, .error-box p { color: #991b1b; margin: 0; }
+.dark .error-box { background: #3b1111; border-color: #f87171; }
+.dark .error-box .md, .dark .error-box p { color: #fecaca; }
 #notice { background: #fff4e5; border: 1px solid #f0b35b; padding: 8px 14px; }
 #notice .md, #notice p { color: #5c3b00; margin: 0; }
 .dark #notice { background: #3d2c10; border-color: #8a6420; }
@@ -489,7 +518,7 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
         s_state = gr.State()
         with gr.Row():
             with gr.Column(scale=4, min_width=280):
-                s_file, s_run, s_examples = _upload("screening", "Screen this X-ray", "screen")
+                s_file, s_run, s_error, s_examples = _upload("screening", "Screen this X-ray", "screen")
             with gr.Column(scale=5, min_width=320):
                 s_overlay = gr.Image(label="Grad-CAM heatmap", type="numpy", format="png",
                                      interactive=False, height=420, elem_id="screen-overlay",
@@ -512,17 +541,21 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
 
         # new input: clear the old result first (so an error never sits beside a stale one),
         # then the API step, then the UI-only views
-        s_results = [s_label, s_overlay, s_caption, s_json, s_download, s_class, s_state]
+        s_results = [s_label, s_overlay, s_caption, s_json, s_download, s_class, s_state, s_error]
         s_clear = dict(fn=_screen_clear, outputs=s_results, queue=False, api_visibility="private")
         s_step = dict(fn=screen, inputs=[s_file, s_alpha, s_method],
                       outputs=[s_json, s_overlay, s_download, s_state])
         s_view = dict(fn=_screen_view, inputs=[s_state],
                       outputs=[s_label, s_class, s_caption, s_download], api_visibility="private")
-        gr.on([s_run.click, s_file.upload], **s_clear).then(
-            **s_step, api_name="screen").success(**s_view)
+        s_failed = dict(fn=_failure("screening"), inputs=[s_file], outputs=[s_error],
+                        queue=False, api_visibility="private")
+        step = gr.on([s_run.click, s_file.upload], **s_clear).then(**s_step, api_name="screen")
+        step.success(**s_view)
+        step.failure(**s_failed)
         if s_examples is not None:
-            s_examples.load_input_event.then(**s_clear).then(
-                **s_step, api_visibility="private").success(**s_view)
+            step = s_examples.load_input_event.then(**s_clear).then(**s_step, api_visibility="private")
+            step.success(**s_view)
+            step.failure(**s_failed)
         s_file.clear(**s_clear)
         s_method.input(_screen_again, inputs=[s_file, s_alpha, s_method, s_state],
                        outputs=[s_json, s_overlay, s_download, s_state],
@@ -538,7 +571,8 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
         d_state = gr.State()
         with gr.Row():
             with gr.Column(scale=4, min_width=280):
-                d_file, d_run, d_examples = _upload("diagnosis", "Diagnose this X-ray", "diagnose")
+                d_file, d_run, d_error, d_examples = _upload("diagnosis", "Diagnose this X-ray",
+                                                             "diagnose")
                 with gr.Accordion("Decision thresholds", open=False):
                     d_calibrated = gr.Checkbox(value=True, elem_id="diagnose-calibrated",
                                                label="Use the calibrated per-label thresholds")
@@ -574,7 +608,8 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
             gr.Markdown(_model_card("diagnosis"))
 
         d_outputs = [d_json, d_gallery, d_download, d_state]
-        d_results = [d_summary, d_table, d_json, d_gallery, d_download, d_pick_image, d_state]
+        d_results = [d_summary, d_table, d_json, d_gallery, d_download, d_pick_image, d_state,
+                     d_error]
         d_clear = dict(fn=_diagnosis_clear, outputs=d_results, queue=False,
                        api_visibility="private")
         d_step = dict(fn=diagnose, inputs=[d_file, d_calibrated, d_threshold, d_alpha, d_method],
@@ -583,11 +618,15 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
                         outputs=[d_summary, d_table, d_download, d_gallery]),
                    dict(fn=_diagnosis_pick, inputs=[d_pick, d_alpha, d_state],
                         outputs=[d_pick_image, d_state], api_visibility="private")]
-        gr.on([d_run.click, d_file.upload], **d_clear).then(**d_step, api_name="diagnose").success(
-            **d_after[0]).success(**d_after[1])
+        d_failed = dict(fn=_failure("diagnosis"), inputs=[d_file], outputs=[d_error],
+                        queue=False, api_visibility="private")
+        step = gr.on([d_run.click, d_file.upload], **d_clear).then(**d_step, api_name="diagnose")
+        step.success(**d_after[0]).success(**d_after[1])
+        step.failure(**d_failed)
         if d_examples is not None:
-            d_examples.load_input_event.then(**d_clear).then(
-                **d_step, api_visibility="private").success(**d_after[0]).success(**d_after[1])
+            step = d_examples.load_input_event.then(**d_clear).then(**d_step, api_visibility="private")
+            step.success(**d_after[0]).success(**d_after[1])
+            step.failure(**d_failed)
         d_file.clear(**d_clear)
         d_calibrated.input(lambda calibrated: gr.Slider(interactive=not calibrated),
                            inputs=[d_calibrated], outputs=[d_threshold], api_visibility="private")

@@ -128,3 +128,9 @@ def test_bad_upload_shows_our_message(page, output_dir, tmp_path):
     assert page.get_by_text("Traceback").count() == 0
     page.wait_for_timeout(800)  # the toast slides in
     screenshot(page, output_dir, "error", full_page=False)  # the toast is fixed to the viewport
+    # the reason stays beside the upload after the toast is gone
+    kept = page.locator("#screen-error").get_by_text("not a recognised image file")
+    kept.wait_for()
+    page.locator("[data-testid=toast-close]").first.click()
+    toast.wait_for(state="detached")
+    assert kept.is_visible() and "notes.png" in kept.inner_text()

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -200,3 +201,24 @@ def test_bundle_reports_shortcut_checks_and_keeps_a_better_checkpoint(runs, data
     # the same run again is not better on validation: the bundled files stay as they are
     assert bundle.bundle(run, data_dir, []) == []
     assert "kept the bundled checkpoint" in capsys.readouterr().out
+
+
+def test_bf16_and_fp32_training_agree(data_dir, tmp_path):
+    """The same seeded tiny run in both precisions: same batches, so the losses differ only
+    by bf16 rounding (the default where the CPU has native bf16)."""
+    from training.train import TrainConfig, cpu_has_native_bf16, train
+
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        cfg = TrainConfig(task="diagnosis", data=str(data_dir / "diagnosis" / "labels.csv"),
+                          out=str(tmp_path / precision), init="scratch", epochs=2, batch_size=4,
+                          input_size=64, limit=12, cache_dir=str(tmp_path / "cache"),
+                          precision=precision)
+        run = train(cfg)
+        losses[precision] = [json.loads(line)["train_loss"]
+                             for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05), losses
+    if cpu_has_native_bf16():  # "auto" picks bf16 on this machine
+        from training.train import use_bf16
+
+        assert use_bf16(torch.device("cpu"), "auto")

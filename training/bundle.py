@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-
+from diachestxr.card import DATA, model_card
 from diachestxr.evaluate import evaluate_csv, read_labelled_csv
 from diachestxr.inference import Predictor
 from diachestxr.labels import SCREENING_CLASSES
@@ -28,7 +28,7 @@ from diachestxr.metrics import operating_points
 from diachestxr.weights import BUNDLED_DIR, load_checkpoint
 
 from .data import read_labels_csv
-from .push_to_hub import DATA, find_checkpoints, model_card
+from .push_to_hub import find_checkpoints
 from .train import OPERATING_POINT
 
 SCORE = {"screening": "macro_auroc", "diagnosis": "mean_auroc"}  # reported on the test split

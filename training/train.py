@@ -47,8 +47,9 @@ from .data import (Record, XRayDataset, load_images, nih_rows_as_screening, read
 
 log = logging.getLogger("training")
 
-OPERATING_POINT = (f"per label, the lowest threshold with specificity >= {FINDING_SPECIFICITY} "
-                   "on the validation split")
+# How the diagnosis thresholds were chosen (stored in the checkpoint config; the app says it)
+OPERATING_POINT = {"rule": "per label, the lowest threshold with this specificity on validation",
+                   "specificity": FINDING_SPECIFICITY, "split": "val"}
 TRAIN_PROBE = 200  # training images scored each epoch to tell underfitting from overfitting
 
 

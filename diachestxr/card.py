@@ -1,0 +1,220 @@
+"""The model card: one Markdown renderer for the app's "About the model", the bundled
+diachestxr/weights/<task>.md and the Hub's README.md. Input: a checkpoint's <task>.json
+config (and optionally a `diachestxr evaluate` metrics dict)."""
+
+from __future__ import annotations
+
+import json
+
+from .registry import DEFAULT_HUB_REVISION, get_spec
+
+NOTICE = ("**Research and teaching use only. This is not a medical device**: it is not cleared "
+          "or approved for diagnosis, triage or any clinical decision, and its outputs must not "
+          "be used to care for patients.")
+
+DATA = {
+    "screening": (
+        "`../shared/data/screening` (3 classes, fixed patient-wise train/val/test split): the "
+        "Kermany et al. 2018 pediatric chest X-rays (Guangzhou; CC BY 4.0) for Normal and "
+        "bacterial/viral Pneumonia; adult COVID-19 radiographs from the Hannover Medical School "
+        "COVID-19 repository (CC BY 3.0), the ieee8023 covid-chestxray-dataset (per-image "
+        "licenses), Figure1 and Actualmed (research use)."),
+    "diagnosis": (
+        "`../shared/data/diagnosis`: 1,476 frontal radiographs of 1,155 patients from NIH "
+        "ChestX-ray14 (NIH Clinical Center; public, attribution requested), 14 labels from the "
+        "official Data_Entry_2017_v2020 table, split patient-wise 1,187 / 138 / 151 (train / val "
+        "/ test). Two sources: `nih_starter` (500 images, a broad sample of all 14 labels) and "
+        "`nih_pneumonia_normal` (976 images selected as No Finding or Pneumonia, which makes "
+        "Pneumonia far more common than in the full dataset). The same code trains on the full "
+        "112,120-image download (Data_Entry_2017.csv)."),
+}
+
+LIMITATIONS = {
+    "common": [
+        "Trained on small public research datasets; not validated prospectively, on other "
+        "hospitals' equipment, or against radiologists.",
+        "Grad-CAM maps are coarse (13x13 for AlexNet, 7x7 for DenseNet121, upsampled) and show "
+        "where the evidence for a class lies in the image, not why; they are no proof that the "
+        "model looks at pathology.",
+        "Inputs are frontal chest radiographs; lateral views, other body parts, photographs of "
+        "screens and post-processed images are out of distribution and still receive a prediction.",
+    ],
+    "screening": [
+        "**Age confound.** In the screening data every COVID-19 image is an adult and nearly "
+        "every Pneumonia and Normal image is a child (Kermany, ages 1-5). A model can score well "
+        "on this split by recognising age or hospital instead of disease — the classic shortcut "
+        "of COVID-19 X-ray classifiers (DeGrave et al., Nature Machine Intelligence 2021). Test "
+        "scores on this split overstate real-world performance; a healthy adult radiograph may "
+        "be called COVID-19. Look at the specificity on adult normal radiographs (under Metrics, "
+        "where measured) and at the Grad-CAM maps.",
+        "COVID-19 images come from several small public collections of varying quality "
+        "(some are figures from publications).",
+    ],
+    "diagnosis": [
+        "1,476 images (1,187 for training) are a small slice of ChestX-ray14; per-label AUROC on "
+        "the 151 test images is noisy for rare labels (Hernia, Emphysema, Pneumothorax have a "
+        "handful of positives). The broad-sample test rows (`nih_starter`, 50 images) are the "
+        "harder and more representative subset; both are reported.",
+        "NIH labels were text-mined from radiology reports and are known to be noisy; one "
+        "hospital (NIH Clinical Center), mostly PA/AP adult views.",
+        "Thresholds are operating points chosen on the 138-image validation split (the lowest "
+        "threshold with 95 % specificity per label); with few positives they move a lot.",
+    ],
+}
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _metrics_table(metrics: dict) -> list[str]:
+    """Markdown for a metrics.json of `diachestxr evaluate` (see DESIGN.md)."""
+    lines = []
+    if "per_class" in metrics:
+        lines.append(f"n = {metrics.get('n')}, accuracy **{_fmt(metrics.get('accuracy'))}**, "
+                     f"macro AUROC **{_fmt(metrics.get('macro_auroc'))}**")
+        lines += ["", "| class | n positive | AUROC | sensitivity | specificity | PPV |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {m.get('n_pos')} | {_fmt(m.get('auroc'))} | {_fmt(m.get('sensitivity'))} "
+                  f"| {_fmt(m.get('specificity'))} | {_fmt(m.get('ppv'))} |"
+                  for name, m in metrics["per_class"].items()]
+        if metrics.get("confusion_matrix"):
+            classes = metrics.get("classes", list(metrics["per_class"]))
+            lines += ["", "Confusion matrix (rows true, columns predicted):", "",
+                      "| true \\ predicted | " + " | ".join(classes) + " |",
+                      "|---" * (len(classes) + 1) + "|"]
+            lines += [f"| {c} | " + " | ".join(str(v) for v in row) + " |"
+                      for c, row in zip(classes, metrics["confusion_matrix"])]
+    elif "per_label" in metrics:
+        lines.append(f"n = {metrics.get('n')}, mean AUROC **{_fmt(metrics.get('mean_auroc'))}** "
+                     "(over labels with positives and negatives)")
+        lines += ["", "| label | n positive | AUROC | threshold | sensitivity | specificity |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {m.get('n_pos')} | {_fmt(m.get('auroc'))} | {_fmt(m.get('threshold'))} "
+                  f"| {_fmt(m.get('sensitivity'))} | {_fmt(m.get('specificity'))} |"
+                  for name, m in metrics["per_label"].items()]
+        if (nf := metrics.get("no_finding")) and nf.get("n"):
+            lines += ["", f"The {nf['n']} radiographs without any finding get a median of "
+                          f"{_fmt(nf['findings_median'], 1)} findings (mean "
+                          f"{_fmt(nf['findings_mean'], 2)}) at these thresholds."]
+        if (maps := metrics.get("maps")) and maps.get("true_findings"):
+            lines += ["", f"Grad-CAM maps of the true findings: {_fmt(maps['non_empty_share'])} of "
+                          f"{maps['true_findings']} are non-empty."]
+    else:
+        lines += ["```json", json.dumps(metrics, indent=2), "```"]
+    if metrics.get("by_source"):
+        score = "mean_auroc" if "per_label" in metrics else "macro_auroc"
+        lines += ["", "By source: " + "; ".join(
+            f"`{source}` n = {m['n']}, {score.replace('_', ' ')} {_fmt(m.get(score))}"
+            + (f", accuracy {_fmt(m['accuracy'])}" if "accuracy" in m else "")
+            for source, m in metrics["by_source"].items()) + "."]
+    return lines
+
+
+def _as_list(value) -> list[str]:
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | None = None,
+               revision: str | None = None) -> str:
+    """A standalone Markdown model card for one checkpoint, from its <task>.json config and
+    optionally a `diachestxr evaluate` metrics.json. Used for the Hub and for
+    diachestxr/weights/<task>.md."""
+    task = config.get("task", "")
+    spec = get_spec(task)
+    training = config.get("training") or {}
+    tcfg = training.get("config") or {}
+    out = [f"# DiaChestXR {task} model ({config.get('arch', spec.arch)})", "", NOTICE, ""]
+
+    out += ["## Model", ""]
+    if spec.multilabel:
+        out.append(f"- Multi-label NIH ChestX-ray14 diagnosis: {len(spec.labels)} independent "
+                   "sigmoid outputs (" + ", ".join(spec.labels) + ").")
+    else:
+        out.append("- Single-label screening, softmax over " + ", ".join(spec.labels) + ".")
+    out += [f"- Architecture: torchvision {config.get('arch', spec.arch)} convolutional features -> "
+            "global average pool -> dropout -> linear head (see `diachestxr/models.py`).",
+            f"- Input: grayscale radiograph squashed to {config.get('input_size', spec.input_size)}"
+            f" px, replicated to 3 channels, normalised with mean {config.get('mean')} and std "
+            f"{config.get('std')}.",
+            f"- Files: `{spec.filename}` (safetensors, fp16 storage) and `{spec.config_filename}` "
+            "(labels, preprocessing, thresholds, training record).",
+            f"- Initialisation: `{tcfg.get('init', 'not recorded')}`"
+            + (" (random initialisation, no ImageNet pre-training)"
+               if tcfg.get("init") == "scratch" else "") + ".", ""]
+
+    out += ["## Training data", ""]
+    training_data = config.get("training_data")
+    if isinstance(training_data, dict):
+        out += [f"- {k}: {v}" for k, v in training_data.items()]
+    elif training_data:
+        out.append(str(training_data))
+    else:
+        out.append(DATA[task])
+    if tcfg.get("extra_adults"):
+        out.append(f"\nExtra adult radiographs from `{tcfg['extra_adults']}` (NIH ChestX-ray14, "
+                   "train/val rows: no finding as Normal, Pneumonia as Pneumonia, any other "
+                   "finding as the partial label 'not COVID-19').")
+    out.append("")
+
+    out += ["## Training", ""]
+    if training.get("command"):
+        out += ["Exact command:", "", "```bash", training["command"], "```", ""]
+    else:
+        out += ["The training command was not recorded in the config.", ""]
+    wall = training.get("wall_time_s")
+    facts = [("epochs run", training.get("epochs_run")), ("best epoch", training.get("best_epoch")),
+             ("wall time", None if wall is None else
+              f"{wall / 60:.1f} min" if wall >= 60 else f"{wall:.0f} s")]
+    facts += [(k, tcfg.get(k)) for k in ("epochs", "batch_size", "lr", "weight_decay",
+                                         "input_size", "samples_per_epoch", "seed") if tcfg.get(k)]
+    out += [f"- {k}: {v}" for k, v in facts if v is not None]
+    out += [f"- {note}" for note in _as_list(tcfg.get("notes"))]
+    out.append("")
+
+    out += ["## Metrics", ""]
+    validation = config.get("validation")
+    if validation:
+        out += ["Validation split, best epoch (the checkpoint kept): "
+                + ", ".join(f"{k} {_fmt(v)}" for k, v in validation.items()
+                            if k not in ("lr", "elapsed_s")), ""]
+    if config.get("test_metrics"):
+        out += ["Test split (recorded in the config):", ""]
+        out += _metrics_table(config["test_metrics"]) + [""]
+    if eval_metrics:
+        out += ["`python -m diachestxr evaluate` output shipped with this run:", ""]
+        out += _metrics_table(eval_metrics) + [""]
+    for key, value in config.items():
+        if key.endswith("_metrics") and key != "test_metrics" and isinstance(value, dict):
+            out += [f"{key.replace('_', ' ').capitalize()}:", ""] + _metrics_table(value) + [""]
+    if not (validation or config.get("test_metrics") or eval_metrics):
+        out += ["No metrics were recorded for this checkpoint.", ""]
+    if spec.multilabel and config.get("thresholds"):
+        out += ["Per-label decision thresholds (calibrated on the validation split, used by "
+                "`Predictor.diagnose` by default):", "",
+                "| " + " | ".join(config["thresholds"]) + " |",
+                "|---" * len(config["thresholds"]) + "|",
+                "| " + " | ".join(_fmt(v) for v in config["thresholds"].values()) + " |", ""]
+
+    out += ["## Limitations", ""]
+    out += [f"- {text}" for text in LIMITATIONS[task] + LIMITATIONS["common"]
+            + _as_list(config.get("limitations"))]
+    out.append("")
+
+    out += ["## Use", "", "```python", "from diachestxr import Predictor",
+            "p = Predictor()  # DIACHESTXR_HUB_REPO@DIACHESTXR_HUB_REVISION, else the bundled weights",
+            ("print(p.diagnose('xray.png').findings)" if spec.multilabel
+             else "print(p.screen('xray.png').label)"), "```", ""]
+    if repo_id:
+        out += ["Point the DiaChestXR app or CLI at these weights with", "", "```bash",
+                f"export DIACHESTXR_HUB_REPO={repo_id}",
+                f"export DIACHESTXR_HUB_REVISION={revision or DEFAULT_HUB_REVISION}", "```", ""]
+    return "\n".join(out)
+
+
