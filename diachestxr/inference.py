@@ -252,9 +252,8 @@ class Predictor:
 
     def info(self, task: str) -> dict:
         """Which weights are loaded and from where, with the model card's headline numbers."""
-        loaded = self.models[task] if task in self.models else None
-        if loaded is None:
-            self._model(task)  # raises the helpful error
+        self._model(task)  # a task that is not loaded raises the helpful error
+        loaded = self.models[task]
         config = loaded.config
         return {"task": task, "arch": loaded.spec.arch, "source": loaded.source.kind,
                 "location": loaded.source.public, "labels": list(loaded.spec.labels),
