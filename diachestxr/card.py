@@ -106,6 +106,15 @@ def _metrics_table(metrics: dict) -> list[str]:
                           f"{maps['true_findings']} are non-empty."]
     else:
         lines += ["```json", json.dumps(metrics, indent=2), "```"]
+    if adult := metrics.get("adult"):
+        lines += ["", f"Adults only ({adult['n']} radiographs: {adult.get('data', '')}): COVID-19 vs "
+                      f"non-COVID-19 AUROC **{_fmt(adult['covid19_vs_non_covid19_auroc'])}**, "
+                      f"COVID-19 sensitivity {_fmt(adult['covid19_sensitivity'])}, non-COVID-19 "
+                      f"called COVID-19 {_fmt(adult['non_covid19_called_covid19'])}; adult Normal "
+                      f"(n = {adult['normal']['n']}) called Normal {_fmt(adult['normal']['called_normal'])}; "
+                      f"adult Pneumonia (n = {adult['pneumonia']['n']}) called Normal "
+                      f"{_fmt(adult['pneumonia']['called_normal'])}, called Pneumonia "
+                      f"{_fmt(adult['pneumonia']['called_pneumonia'])}."]
     if metrics.get("by_source"):
         score = "mean_auroc" if "per_label" in metrics else "macro_auroc"
         lines += ["", "By source: " + "; ".join(

@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, default=Path("metrics.json"),
                    help="where metrics.json goes (default: ./metrics.json)")
     e.add_argument("--plots-dir", type=Path, help="where the PNG plots go (default: beside --out)")
+    e.add_argument("--extra-adults", type=Path, metavar="DIAGNOSIS_CSV",
+                   help="screening: also report metrics on adults, adding this NIH labels.csv's "
+                        "rows of the same split (no finding: Normal, Pneumonia: Pneumonia, other "
+                        "findings: not COVID-19)")
 
     i = sub.add_parser("info", help="which weights each task uses, with their headline metrics")
     i.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
@@ -215,8 +219,11 @@ def _table(record: dict) -> str:
 def evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_csv
 
+    if args.extra_adults and args.task != "screening":
+        raise ValueError("--extra-adults only applies to --task screening")
     metrics = evaluate_csv(args.task, args.csv, split=args.split, weights_dir=args.weights,
-                           out=args.out, plots_dir=args.plots_dir)
+                           out=args.out, plots_dir=args.plots_dir, extra_adults=args.extra_adults,
+                           progress=not args.quiet)
     print(json.dumps(metrics, indent=2))
     return 0
 

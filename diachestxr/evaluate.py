@@ -24,7 +24,8 @@ import numpy as np
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
 from .inference import BATCH_SIZE
-from .metrics import diagnosis_metrics, screening_metrics
+from .labels import PEDIATRIC_SOURCES, screening_target_of_nih
+from .metrics import adult_screening_metrics, diagnosis_metrics, screening_metrics
 from .registry import get_spec
 
 log = logging.getLogger(__name__)
@@ -82,10 +83,14 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
                  weights_dir: str | os.PathLike | None = None,
                  out: str | os.PathLike | None = Path("metrics.json"),
                  plots_dir: str | os.PathLike | None = None, *, limit: int | None = None,
-                 batch_size: int = BATCH_SIZE) -> dict:
+                 batch_size: int = BATCH_SIZE,
+                 extra_adults: str | os.PathLike | None = None, progress: bool = True) -> dict:
     """Evaluate the `task` model (resolved like everywhere else: --weights, Hub, bundled) on
     a labelled CSV; write metrics.json to `out` and ROC / confusion-matrix PNGs to
-    `plots_dir` (default: `out`'s folder), ROC and precision-recall curves alike. `limit` keeps the first N rows (quick checks).
+    `plots_dir` (default: `out`'s folder), ROC and precision-recall curves alike. `limit`
+    keeps the first N rows (quick checks). Screening: `extra_adults`, a diagnosis labels.csv
+    of NIH radiographs (adults, before COVID-19), adds the "adult" block: the CSV's adult
+    rows and those NIH rows (same split) as Normal / Pneumonia / not COVID-19.
     Returns the metrics dict that was written. out=None writes nothing."""
     from .inference import Predictor
 
@@ -100,7 +105,7 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
     # Diagnosis: every label's map too (about 1.4x a forward pass), to count the true
     # findings whose map is empty, i.e. where no region raised the label's score.
     results = predictor.iter_predict(paths, task, explain="all" if multilabel else "none",
-                                     batch_size=batch_size, progress=True,
+                                     batch_size=batch_size, progress=progress,
                                      names=[str(p) for p in paths])
     probs, maps_non_empty = [], []
     for result, target in zip(results, targets):
@@ -114,6 +119,9 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
         metrics["maps"] = {"method": "gradcam", "true_findings": len(maps_non_empty),
                            "non_empty_share": float(np.mean(maps_non_empty)) if maps_non_empty else None}
     sources = _column(csv, "source", split)[:len(paths)]
+    if extra_adults and not multilabel:
+        metrics["adult"] = _adult_block(predictor, targets, probs, sources, extra_adults, split,
+                                        batch_size, progress)
     if any(sources):
         metrics["by_source"] = {
             source: {k: v for k, v in _metrics(task, targets[mask], probs[mask], predictor).items()
@@ -144,6 +152,25 @@ def _metrics(task: str, targets: np.ndarray, probs: np.ndarray, predictor) -> di
         # The checkpoint's calibrated per-label thresholds, exactly as `diagnose` uses them.
         return diagnosis_metrics(targets, probs, labels, predictor.thresholds())
     return screening_metrics(targets, probs, labels)
+
+
+def _adult_block(predictor, targets: np.ndarray, probs: np.ndarray, sources: list[str],
+                 nih_csv: str | os.PathLike, split: str | None, batch_size: int,
+                 progress: bool) -> dict:
+    """Screening metrics on adults: the CSV's non-pediatric rows plus the NIH rows."""
+    nih_paths, nih_findings = read_labelled_csv(nih_csv, "diagnosis", split)
+    nih_probs = predictor.probabilities(nih_paths, "screening", batch_size=batch_size,
+                                        progress=progress, names=[str(p) for p in nih_paths])
+    nih_targets = np.array([screening_target_of_nih(f) for f in nih_findings])
+    adult = np.array([s not in PEDIATRIC_SOURCES for s in sources])
+    labels = get_spec("screening").labels
+    block = adult_screening_metrics(np.concatenate([targets[adult], nih_targets]),
+                                    np.concatenate([probs[adult], nih_probs]), labels)
+    block["nih_only"] = adult_screening_metrics(nih_targets, nih_probs, labels)
+    block["data"] = (f"the screening CSV's adult rows ({int(adult.sum())}) and {len(nih_paths)} NIH "
+                     f"rows of {Path(nih_csv).name} (no finding: Normal; Pneumonia: Pneumonia; "
+                     "other findings: not COVID-19)")
+    return block
 
 
 def _column(csv_path: str | os.PathLike, column: str, split: str | None) -> list[str]:

@@ -102,6 +102,33 @@ def screening_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[s
             "confusion_matrix": confusion_matrix(y_true, pred, labels=list(range(n_classes))).tolist()}
 
 
+def adult_screening_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict:
+    """How a screening model treats adults, where the data's age confound cannot help it.
+    y_true: class indices, or -1 (NOT_COVID) for radiographs known not to be COVID-19 only.
+
+    Returns {"n", "n_covid19", "covid19_vs_non_covid19_auroc", "covid19_sensitivity",
+    "non_covid19_called_covid19", "normal": {"n", "called_normal", "called_covid19"},
+    "pneumonia": {"n", "called_pneumonia", "called_normal"}} (shares; None without cases).
+    """
+    y_true, probs = np.asarray(y_true, int), np.asarray(probs, float)
+    covid, pneumonia, normal = (classes.index(c) for c in ("COVID-19", "Pneumonia", "Normal"))
+    called = probs.argmax(1)
+    is_covid = y_true == covid
+
+    def share(mask: np.ndarray, cls: int) -> float | None:
+        return float((called[mask] == cls).mean()) if mask.any() else None
+
+    return {"n": int(len(y_true)), "n_covid19": int(is_covid.sum()),
+            "covid19_vs_non_covid19_auroc": auroc_or_none(is_covid.astype(int), probs[:, covid]),
+            "covid19_sensitivity": share(is_covid, covid),
+            "non_covid19_called_covid19": share(~is_covid, covid),
+            "normal": {"n": int((y_true == normal).sum()), "called_normal": share(y_true == normal, normal),
+                       "called_covid19": share(y_true == normal, covid)},
+            "pneumonia": {"n": int((y_true == pneumonia).sum()),
+                          "called_pneumonia": share(y_true == pneumonia, pneumonia),
+                          "called_normal": share(y_true == pneumonia, normal)}}
+
+
 def balanced_accuracy(report: dict) -> float | None:
     """Mean sensitivity over the classes present, from a `screening_metrics` report."""
     return _mean_or_none(v["sensitivity"] for v in report["per_class"].values())

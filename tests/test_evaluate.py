@@ -21,7 +21,8 @@ from diachestxr import Predictor, cli
 from diachestxr.evaluate import evaluate_csv, read_labelled_csv
 from diachestxr.io import ImageReadError
 from diachestxr.labels import NIH_LABELS, SCREENING_CLASSES
-from diachestxr.metrics import (balanced_accuracy, diagnosis_metrics, operating_points,
+from diachestxr.metrics import (adult_screening_metrics, balanced_accuracy, diagnosis_metrics,
+                                 operating_points,
                                  screening_metrics, specificity_threshold)
 from diachestxr.weights import load_model
 
@@ -85,6 +86,37 @@ def test_diagnosis_metrics_thresholds_and_nulls():
     assert c["specificity"] == 0.5
     assert m["mean_auroc"] == a["auroc"]  # the only label with both classes
     assert m["no_finding"] == {"n": 0, "findings_median": None, "findings_mean": None}
+
+
+def test_adult_screening_metrics_known_answer():
+    covid, pneumonia, normal, not_covid = 0, 1, 2, -1
+    y = np.array([covid, covid, normal, normal, pneumonia, not_covid])
+    probs = np.array([[0.8, 0.1, 0.1], [0.3, 0.6, 0.1],   # one COVID-19 found, one missed
+                      [0.1, 0.1, 0.8], [0.6, 0.1, 0.3],   # one Normal right, one called COVID-19
+                      [0.1, 0.3, 0.6], [0.2, 0.7, 0.1]])  # Pneumonia called Normal; other: fine
+    m = adult_screening_metrics(y, probs, SCREENING_CLASSES)
+    assert m["n"] == 6 and m["n_covid19"] == 2
+    assert m["covid19_sensitivity"] == 0.5 and m["non_covid19_called_covid19"] == 0.25
+    assert m["covid19_vs_non_covid19_auroc"] == pytest.approx(
+        roc_auc_score([1, 1, 0, 0, 0, 0], probs[:, 0]))
+    assert m["normal"] == {"n": 2, "called_normal": 0.5, "called_covid19": 0.5}
+    assert m["pneumonia"] == {"n": 1, "called_pneumonia": 0.0, "called_normal": 1.0}
+
+
+def test_evaluate_screening_on_adults_with_nih_rows(screening_csv, random_weights_dir, tmp_path):
+    rows = []
+    for i, findings in enumerate([{}, {"Pneumonia": 1}, {"Mass": 1}]):
+        _noise_png(tmp_path / "images" / f"n{i}.png", 200 + i)
+        rows.append({"path": f"images/n{i}.png", **dict.fromkeys(NIH_LABELS, 0), **findings,
+                     "source": "nih_starter", "split": "test"})
+    nih = _write_csv(tmp_path / "nih.csv", ["path", *NIH_LABELS, "source", "split"], rows)
+    metrics = evaluate_csv("screening", screening_csv, split="test", weights_dir=random_weights_dir,
+                           out=None, extra_adults=nih)
+    adult = metrics["adult"]
+    # the screening CSV's "nih" rows (2) are adults, its kermany224 rows are not; + 3 NIH rows
+    assert adult["n"] == 5 and adult["n_covid19"] == 0 and adult["nih_only"]["n"] == 3
+    assert adult["normal"]["n"] == 1 + 1 and adult["pneumonia"]["n"] == 1 + 1
+    assert metrics["n"] == 4  # the contract's keys still describe the screening CSV alone
 
 
 def test_operating_points_hold_the_specificity_on_the_data_they_come_from():

@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from diachestxr.evaluate import read_labelled_csv
 from diachestxr.io import read_xray
-from diachestxr.labels import NIH_LABELS, NO_FINDING, SCREENING_CLASSES
+from diachestxr.labels import (NIH_LABELS, NO_FINDING, NOT_COVID, PEDIATRIC_SOURCES,
+                               screening_target_of_nih)
 from diachestxr.transforms import resize_gray
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,7 @@ def read_labels_csv(csv_path: str | Path, task: str, split: str | None = None) -
 
 
 def _age_group(task: str, row: dict) -> str:
-    # Kermany's Guangzhou set holds the only pediatric images (ages 1-5); all others are adults.
-    return "pediatric" if task == "screening" and row.get("source") == "kermany224" else "adult"
-
-
-NOT_COVID = -1  # screening target of an image known not to be COVID-19, class otherwise unknown
+    return "pediatric" if task == "screening" and row.get("source") in PEDIATRIC_SOURCES else "adult"
 
 
 def nih_rows_as_screening(csv_path: str | Path, split: str | None = None) -> list[Record]:
@@ -58,17 +55,8 @@ def nih_rows_as_screening(csv_path: str | Path, split: str | None = None) -> lis
     They come from another hospital and from adults, which counters the screening data's
     "adult means COVID-19" shortcut; NIH images predate COVID-19, so none is COVID-19.
     """
-    out = []
-    for rec in read_labels_csv(csv_path, "diagnosis", split):
-        t = rec.target
-        if t.sum() == 0:
-            target = SCREENING_CLASSES.index("Normal")
-        elif t[NIH_LABELS.index("Pneumonia")] == 1:
-            target = SCREENING_CLASSES.index("Pneumonia")
-        else:
-            target = NOT_COVID
-        out.append(Record(rec.path, np.array(target), "adult", rec.meta))
-    return out
+    return [Record(rec.path, np.array(screening_target_of_nih(rec.target)), "adult", rec.meta)
+            for rec in read_labels_csv(csv_path, "diagnosis", split)]
 
 
 def read_nih_table(data_entry_csv: str | Path, image_root: str | Path,

@@ -33,17 +33,17 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
-from diachestxr.metrics import (FINDING_SPECIFICITY, balanced_accuracy, diagnosis_metrics,
-                                 operating_points, screening_metrics)
+from diachestxr.metrics import (FINDING_SPECIFICITY, adult_screening_metrics, balanced_accuracy,
+                                 diagnosis_metrics, operating_points, screening_metrics)
 from diachestxr.inference import Predictor
-from diachestxr.labels import SCREENING_CLASSES
+from diachestxr.labels import NOT_COVID, SCREENING_CLASSES
 from diachestxr.models import build_model
 from diachestxr.registry import CAM_LAYERS, ModelSpec, get_spec
 from diachestxr.transforms import TRAIN_CACHE_SCALE, resize_gray, train_transform
 from diachestxr.weights import save_checkpoint
 
 from .data import (Record, XRayDataset, load_images, nih_rows_as_screening, read_labels_csv,
-                   read_nih_table, stratified_weights, NOT_COVID)
+                   read_nih_table, stratified_weights)
 
 log = logging.getLogger("training")
 
@@ -180,24 +180,28 @@ def validation_score(spec: ModelSpec, probs: np.ndarray, records: list[Record]) 
     y = np.array([int(r.target) for r in records])
     known = y != NOT_COVID
     report = screening_metrics(y[known], probs[known], spec.labels)
-    covid = spec.labels.index("COVID-19")
-    # the age shortcut: adult radiographs that are not COVID-19, called COVID-19
-    adult_non_covid = np.array([r.group == "adult" for r in records]) & (y != covid)
+    adults = adult_screening_metrics(y[[r.group == "adult" for r in records]],
+                                     probs[[r.group == "adult" for r in records]], spec.labels)
     return {"macro_auroc": report["macro_auroc"], "accuracy": report["accuracy"],
             "balanced_accuracy": balanced_accuracy(report),
-            # beside the next one: a model that calls COVID-19 less lowers both
+            # the age shortcut, threshold-free: COVID-19 against every other adult radiograph
+            "adult_covid_auroc": adults["covid19_vs_non_covid19_auroc"],
+            # read these two together: a model that calls COVID-19 less lowers both
             "covid19_sensitivity": report["per_class"]["COVID-19"]["sensitivity"],
-            "adult_non_covid_called_covid": float((probs[adult_non_covid].argmax(1) == covid).mean())
-            if adult_non_covid.any() else None}
+            "adult_non_covid_called_covid": adults["non_covid19_called_covid19"],
+            "adult_normal_called_normal": adults["normal"]["called_normal"]}
 
 
 def selection_score(scores: dict, score_name: str, train_loss: float) -> float:
-    """What picks the best epoch: validation AUROC, minus (screening) the share of adult
-    non-COVID radiographs called COVID-19, so a model that scores by recognising adults
-    loses to one that does not."""
+    """What picks the best epoch, threshold-free: validation AUROC, averaged (screening) with
+    the AUROC of COVID-19 against adult non-COVID radiographs, so a model that scores by
+    recognising adults loses to one that separates the disease among adults, and no model
+    wins by merely calling COVID-19 less often."""
     if scores[score_name] is None:
         return -train_loss
-    return scores[score_name] - (scores.get("adult_non_covid_called_covid") or 0.0)
+    if scores.get("adult_covid_auroc") is not None:
+        return (scores[score_name] + scores["adult_covid_auroc"]) / 2
+    return scores[score_name]
 
 
 def screening_loss(logits: torch.Tensor, y: torch.Tensor, smoothing: float) -> torch.Tensor:
