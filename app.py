@@ -286,9 +286,10 @@ def _rethreshold(calibrated: bool, threshold: float, opacity: float, state: dict
 
 
 def _short_caption(result: dict, label: str, empty: bool = False) -> str:
-    """e.g. "▲ Effusion 71%" (▲: a finding, at or above its threshold)."""
+    """e.g. "▲ Effusion 71%" (▲: a finding, at or above its threshold). Short: the gallery
+    clips long captions on both sides."""
     mark = "▲ " if label in result["findings"] else ""
-    note = " · empty map: no region raised this score" if empty else ""
+    note = " · empty map" if empty else ""
     return f"{mark}{_pretty(label)} {result['probabilities'][label]:.0%}{note}"
 
 
@@ -332,7 +333,7 @@ def _diagnosis_view(state: dict | None):
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     result = state["result"]
     probs, thr, findings = result["probabilities"], result["thresholds"], result["findings"]
-    point = _operating_point()
+    point = _operating_point(thr)
     if findings:
         plural = "s" if len(findings) > 1 else ""
         summary = (f"**{len(findings)} finding{plural} at the operating point:** "
@@ -360,8 +361,10 @@ def _diagnosis_view(state: dict | None):
     return summary, table, gr.DownloadButton(interactive=True), gr.Gallery(selected_index=0)
 
 
-def _operating_point() -> str:
+def _operating_point(thresholds: dict[str, float]) -> str:
     """What a finding means with the thresholds in use, in words."""
+    if len(set(thresholds.values())) == 1:
+        return f"A finding is a probability of at least {next(iter(thresholds.values())):.2f} (one threshold for every label)."
     if "diagnosis" in PREDICTORS:
         config = PREDICTORS["diagnosis"].models["diagnosis"].config
         specificity = (config.get("operating_point") or {}).get("specificity")
@@ -467,7 +470,16 @@ def _examples(task: str, file: gr.File) -> gr.Examples | None:
     return examples
 
 
+# What the heatmap colours mean (pytorch-grad-cam draws with OpenCV's JET colour map).
+COLOUR_BAR = ("<div class='cbar'><span>low</span><div class='cbar-ramp'></div><span>high</span></div>"
+              "<div class='cbar-note'>how much a region raised the score of the class shown; "
+              "no colour: an empty map</div>")
+
 CSS = """
+.cbar { display: flex; align-items: center; gap: 6px; font-size: 0.8em; }
+.cbar-ramp { flex: 1; height: 10px; border-radius: 5px; background: linear-gradient(90deg,
+    #00007f, #0000ff, #007fff, #00ffff, #7fff7f, #ffff00, #ff7f00, #ff0000, #7f0000); }
+.cbar-note { font-size: 0.75em; opacity: 0.75; margin-top: 2px; }
 .error-box { border: 1px solid #dc2626; background: #fef2f2; border-radius: 6px; padding: 6px 10px; }
 .error-box .md, .error-box p { color: #991b1b; margin: 0; }
 .dark .error-box { background: #3b1111; border-color: #f87171; }
@@ -524,6 +536,7 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
                                      interactive=False, height=420, elem_id="screen-overlay",
                                      buttons=["download", "fullscreen"])
                 s_caption = gr.Markdown(elem_classes=["small"], elem_id="screen-caption")
+                gr.HTML(COLOUR_BAR)
             with gr.Column(scale=4, min_width=280):
                 s_label = gr.Label(label="Prediction", num_top_classes=3, elem_id="screen-label")
                 s_class = gr.Radio(choices=list(get_spec("screening").labels),
@@ -596,6 +609,7 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
                                        columns=3, height=420, object_fit="contain",
                                        interactive=False, buttons=["download", "fullscreen"],
                                        elem_id="diagnose-gallery")
+                gr.HTML(COLOUR_BAR)
                 d_pick = gr.Dropdown(choices=[(_pretty(label), label)
                                               for label in get_spec("diagnosis").labels],
                                      value=None, label="Grad-CAM for any label",

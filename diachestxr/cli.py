@@ -138,12 +138,21 @@ def predict(args: argparse.Namespace) -> int:
         for path in paths:  # read first: one bad file is reported, the others go on
             try:
                 images[path] = read_xray(path)
-            except ImageReadError as err:
-                images[path] = err
-        readable = [p for p in paths if not isinstance(images[p], ImageReadError)]
-        results = dict(zip(readable, predictor.iter_predict(
-            [images[p] for p in readable], args.task, thresholds=args.threshold,
-            explain="default" if args.cam_dir else "none", method=args.cam_method)))
+            except Exception as err:  # noqa: BLE001 -- whatever a decoder raises, per file
+                images[path] = _file_error(path, err)
+        readable = [p for p in paths if not isinstance(images[p], Exception)]
+        options = dict(thresholds=args.threshold, method=args.cam_method,
+                       explain="default" if args.cam_dir else "none")
+        try:
+            results = dict(zip(readable, predictor.iter_predict([images[p] for p in readable],
+                                                                args.task, **options)))
+        except Exception:  # noqa: BLE001 -- one image broke the batch: find it, keep the rest
+            results = {}
+            for p in readable:
+                try:
+                    results[p] = predictor.predict([images[p]], args.task, **options)[0]
+                except Exception as err:  # noqa: BLE001
+                    images[p] = _file_error(p, err)
         for path in paths:
             if path in results:
                 record = _record(args, path, results[path])
@@ -162,6 +171,14 @@ def predict(args: argparse.Namespace) -> int:
     if args.out:
         _write_records(args.out, records, args.task)
     return status
+
+
+def _file_error(path: str, err: Exception) -> Exception:
+    """Our reader's message as it is; anything else named with the file and its type."""
+    if isinstance(err, ImageReadError):
+        return err
+    logging.getLogger(__name__).debug("reading %s failed", path, exc_info=True)
+    return ImageReadError(f"{Path(path).name}: cannot read this file ({type(err).__name__}: {err})")
 
 
 def _record(args: argparse.Namespace, path: str, result) -> dict:

@@ -110,3 +110,27 @@ def test_help_version_and_info(random_weights_dir):
     assert "WARNING" not in info.stderr  # the unreachable Hub is not a warning
     full = json.loads(run_cli("info", "--json", "--weights", str(random_weights_dir)).stdout)
     assert set(full) == {"screening", "diagnosis"}
+
+
+def test_any_failure_reading_one_file_is_that_files_error(monkeypatch, capsys, examples_dir,
+                                                          random_weights_dir):
+    """Whatever library raises (here a decoder's RuntimeError), the batch goes on: exit 2,
+    one {"file", "error"} line naming the file, no traceback."""
+    from diachestxr import cli, io
+
+    real = io.read_xray
+    broken = str(examples_dir / "IM-0117-0001.jpeg")
+
+    def read(source, name=None):
+        if str(source) == broken:
+            raise RuntimeError("decoder exploded")
+        return real(source, name)
+
+    monkeypatch.setattr(io, "read_xray", read)
+    good = str(examples_dir / "4fed5061.jpg")
+    status = cli.main(["predict", "--task", "screening", "--json", "-q", "--weights",
+                       str(random_weights_dir), broken, good])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert status == 2 and [l["file"] for l in lines] == [broken, good]
+    assert lines[0]["error"] == "IM-0117-0001.jpeg: cannot read this file (RuntimeError: decoder exploded)"
+    assert lines[1]["label"] in SCREENING_CLASSES
