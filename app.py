@@ -417,10 +417,13 @@ def _model_markdown(task: str) -> str:
             f"{SOURCE_NAMES.get(info['source'], info['source'])}{where}"
             + (f"  \nOn its test split: {headline} (research data; see *About the model*)"
                if headline else "")
-            + (f"  \n⚠️ Test scores are inflated by the data's age confound (every COVID-19 image "
-               f"is an adult, nearly every other a child). Adult radiographs from another "
-               f"hospital, taken before COVID-19, called COVID-19: **{check['called_covid19']} of "
-               f"{check['n']}**." if (check := info.get("adult_check")) else "")
+            + (f"  \n⚠️ The screening data confounds disease with age (every COVID-19 image is "
+               f"an adult, nearly every other a child), which flatters these scores. On adults "
+               f"only: COVID-19 against other adults' radiographs AUROC "
+               f"**{adult['covid19_vs_non_covid19_auroc']:.2f}**; adult Normal called Normal "
+               f"**{adult['normal']['called_normal']:.0%}**; adult Pneumonia called Normal "
+               f"{adult['pneumonia']['called_normal']:.0%}."
+               if (adult := (info.get("test_metrics") or {}).get("adult")) else "")
             + (f"  \n⚠️ **Weak model:** a test AUROC of {auroc:.2f} is close to chance (0.5); "
                "its findings are mostly wrong — use this tab to explore the pipeline, not the "
                "image." if (auroc := _test_auroc(info)) is not None and auroc < WEAK_AUROC else ""))

@@ -260,7 +260,6 @@ class Predictor:
                 "training_data": config.get("training_data"),
                 "headline_metrics": headline_metrics(config.get("test_metrics")),
                 "test_metrics": config.get("test_metrics"),
-                "adult_check": config.get("adult_check"),  # screening's shortcut check
                 "limitations": config.get("limitations")}
 
     def close(self) -> None:

@@ -19,6 +19,8 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     --extra-adults $S/diagnosis/labels.csv --init runs/screening --epochs 5 \
     --samples-per-epoch 3000 --lr 1e-4 --warmup-epochs 0.3 --patience 3 \
     --out runs/screening-adult ) &
+# (Stages 1-2 ran when the diagnosis CSV held 500 NIH rows; SCREENING_STAGE3 below is run
+# once it holds 1,476, on 2 threads after the diagnosis chain.)
 
 # Diagnosis: a DenseNet121 first learns chest X-rays on the screening data (4,700+ images),
 # then its backbone starts the 14-label NIH model (400 training images). The second
@@ -34,6 +36,13 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     --init runs/densenet-pretrain2 --epochs 20 --lr 3e-4 --batch-size 16 --patience 8 \
     --ema-epochs 2 --out runs/diagnosis-ema2 ) &
 wait
+
+# Diagnosis on the enlarged NIH data (1,187 training images), from the checkpoint above (its
+# backbone pre-trained on the screening data): light augmentation, 192 px, a full cosine
+# schedule with no early stop, bf16 autocast + channels_last, 2 threads.
+OMP_NUM_THREADS=2 python -m training.train --task diagnosis --data $S/diagnosis/labels.csv \
+    --init runs/diagnosis-ema2 --epochs 24 --batch-size 32 --lr 1e-3 --input-size 192 \
+    --augment light --patience 30 --out runs/dx-D-light192
 
 # Evaluate on the test split, then bundle if better on validation than what is bundled.
 python -m training.bundle runs/screening-adult --data $S
