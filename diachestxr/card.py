@@ -115,6 +115,11 @@ def _metrics_table(metrics: dict) -> list[str]:
                       f"adult Pneumonia (n = {adult['pneumonia']['n']}) called Normal "
                       f"{_fmt(adult['pneumonia']['called_normal'])}, called Pneumonia "
                       f"{_fmt(adult['pneumonia']['called_pneumonia'])}."]
+        if (maps := adult.get("maps")) and maps.get("n"):
+            lines += ["", f"Grad-CAM of the predicted class on these adults: a median "
+                          f"{_fmt(maps['central_box_share_median'])} of the map's mass lies in the "
+                          f"central box (middle 80 % of width and height; an even map scores "
+                          f"{_fmt(maps['uniform_map_share'], 2)})."]
     if metrics.get("by_source"):
         score = "mean_auroc" if "per_label" in metrics else "macro_auroc"
         lines += ["", "By source: " + "; ".join(

@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
+from .explain import CENTRAL_MARGIN, central_mass
 from .inference import BATCH_SIZE
 from .labels import PEDIATRIC_SOURCES, screening_target_of_nih
 from .metrics import adult_screening_metrics, diagnosis_metrics, screening_metrics
@@ -102,17 +103,21 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
     log.info("evaluating the %s model from %s on %d images of %s", task, loaded.source,
              len(paths), csv)
     labels, multilabel = loaded.spec.labels, loaded.spec.multilabel
-    # Diagnosis: every label's map too (about 1.4x a forward pass), to count the true
-    # findings whose map is empty, i.e. where no region raised the label's score.
-    results = predictor.iter_predict(paths, task, explain="all" if multilabel else "none",
+    # The maps cost little (see diachestxr.explain). Diagnosis: every label's, to count the
+    # true findings whose map is empty (no region raised the score); screening: the
+    # predicted class's, to measure how much of it lies in the central box (where the lungs
+    # are) rather than on borders and markers.
+    results = predictor.iter_predict(paths, task, explain="all" if multilabel else "default",
                                      batch_size=batch_size, progress=progress,
                                      names=[str(p) for p in paths])
-    probs, maps_non_empty = [], []
+    probs, maps_non_empty, central = [], [], []
     for result, target in zip(results, targets):
         probs.append(result.scores)
         if multilabel:
             maps_non_empty += [not result.explanations[l].empty
                                for l, y in zip(labels, target) if y > 0.5]
+        else:
+            central.append(central_mass(result.cam))
     probs = np.stack(probs)
     metrics = {"task": task, **_metrics(task, targets, probs, predictor)}
     if multilabel:
@@ -120,8 +125,8 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
                            "non_empty_share": float(np.mean(maps_non_empty)) if maps_non_empty else None}
     sources = _column(csv, "source", split)[:len(paths)]
     if extra_adults and not multilabel:
-        metrics["adult"] = _adult_block(predictor, targets, probs, sources, extra_adults, split,
-                                        batch_size, progress)
+        metrics["adult"] = _adult_block(predictor, targets, probs, central, sources, extra_adults,
+                                        split, batch_size, progress)
     if any(sources):
         metrics["by_source"] = {
             source: {k: v for k, v in _metrics(task, targets[mask], probs[mask], predictor).items()
@@ -154,19 +159,25 @@ def _metrics(task: str, targets: np.ndarray, probs: np.ndarray, predictor) -> di
     return screening_metrics(targets, probs, labels)
 
 
-def _adult_block(predictor, targets: np.ndarray, probs: np.ndarray, sources: list[str],
-                 nih_csv: str | os.PathLike, split: str | None, batch_size: int,
-                 progress: bool) -> dict:
+def _adult_block(predictor, targets: np.ndarray, probs: np.ndarray, central: list,
+                 sources: list[str], nih_csv: str | os.PathLike, split: str | None,
+                 batch_size: int, progress: bool) -> dict:
     """Screening metrics on adults: the CSV's non-pediatric rows plus the NIH rows."""
     nih_paths, nih_findings = read_labelled_csv(nih_csv, "diagnosis", split)
-    nih_probs = predictor.probabilities(nih_paths, "screening", batch_size=batch_size,
-                                        progress=progress, names=[str(p) for p in nih_paths])
+    nih = list(predictor.iter_predict(nih_paths, "screening", batch_size=batch_size,
+                                      progress=progress, names=[str(p) for p in nih_paths]))
+    nih_probs = np.stack([r.scores for r in nih])
     nih_targets = np.array([screening_target_of_nih(f) for f in nih_findings])
     adult = np.array([s not in PEDIATRIC_SOURCES for s in sources])
     labels = get_spec("screening").labels
     block = adult_screening_metrics(np.concatenate([targets[adult], nih_targets]),
                                     np.concatenate([probs[adult], nih_probs]), labels)
     block["nih_only"] = adult_screening_metrics(nih_targets, nih_probs, labels)
+    shares = [c for c in [*np.array(central, dtype=object)[adult], *(central_mass(r.cam) for r in nih)]
+              if c is not None]
+    block["maps"] = {"method": "gradcam", "class": "predicted", "n": len(shares),
+                     "central_box_share_median": float(np.median(shares)) if shares else None,
+                     "uniform_map_share": (1 - 2 * CENTRAL_MARGIN) ** 2}
     block["data"] = (f"the screening CSV's adult rows ({int(adult.sum())}) and {len(nih_paths)} NIH "
                      f"rows of {Path(nih_csv).name} (no finding: Normal; Pneumonia: Pneumonia; "
                      "other findings: not COVID-19)")

@@ -34,13 +34,17 @@ def eval_tensor(gray: np.ndarray, spec: ModelSpec) -> torch.Tensor:
 
 
 # Augmentation strengths: (crop scale range, rotation degrees, shift, brightness/contrast,
-# gamma range). "light" lets a DenseNet fit 1,200 images in a CPU budget; "strong" is for the
-# screening model, whose shortcuts (borders, exposure style) augmentation should blur.
+# gamma range, probability of masking the borders). "light" lets a DenseNet fit 1,200 images
+# in a CPU budget; "borders" is for the screening model, whose hospitals differ in what lies
+# along the image border (markers, text, collimation, black frames): masked at random, the
+# border stops telling one hospital (and so one class) from another.
 AUGMENT = {
     "none": None,
-    "light": ((0.85, 1.0), 5, 0.02, 0.15, (0.85, 1.2)),
-    "default": ((0.65, 1.0), 10, 0.04, 0.3, (0.7, 1.4)),
+    "light": ((0.85, 1.0), 5, 0.02, 0.15, (0.85, 1.2), 0.0),
+    "default": ((0.65, 1.0), 10, 0.04, 0.3, (0.7, 1.4), 0.0),
+    "borders": ((0.65, 1.0), 10, 0.04, 0.3, (0.7, 1.4), 0.7),
 }
+MAX_BORDER = 0.15  # a masked band covers up to this share of the side
 
 
 def train_transform(spec: ModelSpec, strength: str = "default"):
@@ -56,7 +60,7 @@ def train_transform(spec: ModelSpec, strength: str = "default"):
     if AUGMENT[strength] is None:
         resize = v2.Resize((spec.input_size, spec.input_size), antialias=True)
         return lambda img: _normalize(resize(img).float().div_(255), spec)
-    crop, degrees, shift, jitter, gammas = AUGMENT[strength]
+    crop, degrees, shift, jitter, gammas, border_p = AUGMENT[strength]
     augment = v2.Compose([
         v2.RandomResizedCrop(spec.input_size, scale=crop, ratio=(0.8, 1.25), antialias=True),
         v2.RandomAffine(degrees=degrees, translate=(shift, shift), scale=(0.95, 1.05)),
@@ -68,6 +72,23 @@ def train_transform(spec: ModelSpec, strength: str = "default"):
         x = augment(img)
         # random gamma: exposure and detector response differ between hospitals
         gamma = float(torch.empty(1).uniform_(*gammas))
-        return _normalize(x.clamp_(0, 1).pow_(gamma), spec)
+        x = x.clamp_(0, 1).pow_(gamma)
+        if border_p and float(torch.rand(1)) < border_p:
+            x = mask_borders(x)
+        return _normalize(x, spec)
 
     return apply
+
+
+def mask_borders(x: torch.Tensor) -> torch.Tensor:
+    """Fill a band of random width (0 to MAX_BORDER of the side) along each edge of a
+    (C, H, W) image in [0, 1] with one random gray level."""
+    h, w = x.shape[-2:]
+    top, bottom = (int(float(torch.rand(1)) * MAX_BORDER * h) for _ in range(2))
+    left, right = (int(float(torch.rand(1)) * MAX_BORDER * w) for _ in range(2))
+    fill = float(torch.rand(1))
+    x[..., :top, :] = fill
+    x[..., h - bottom:, :] = fill
+    x[..., :, :left] = fill
+    x[..., :, w - right:] = fill
+    return x

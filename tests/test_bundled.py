@@ -50,22 +50,27 @@ def test_screening_on_part_of_the_test_split(bundled, data_dir):
     rows = _test_rows(data_dir, "screening")
     picked = [r for c in SCREENING_CLASSES for r in [r for r in rows if r["label"] == c][:15]]
     y = np.array([SCREENING_CLASSES.index(r["label"]) for r in picked])
-    probs = np.array([list(bundled.screen(r["file"], explain="none").confidences.values())
-                      for r in picked])
+    probs = bundled.probabilities([r["file"] for r in picked], "screening")  # one batched pass
     assert (probs.argmax(1) == y).mean() >= 0.75
     assert mean_auroc(np.eye(3)[y], probs) >= 0.85
 
 
 def test_diagnosis_learned_its_training_labels(bundled, data_dir):
-    """The diagnosis model is weak (test mean AUROC 0.53, and 0.65 on these training images:
-    it underfits; see its card), so this only tells the trained network, labels in order,
-    from a broken or random one (~0.5)."""
+    """Test mean AUROC 0.76 and 0.85 on 200 training images (see its card); this only tells
+    the trained network, labels in order, from a broken or random one (~0.5)."""
     path = data_dir / "diagnosis" / "labels.csv"
     rows = [r for r in csv.DictReader(path.open()) if r["split"] == "train"][:80]
     targets = np.array([[float(r[l]) for l in NIH_LABELS] for r in rows])
-    probs = np.array([list(bundled.diagnose(path.parent / r["path"], explain="none").probabilities.values())
-                      for r in rows])
-    assert mean_auroc(targets, probs) >= 0.6
+    probs = bundled.probabilities([path.parent / r["path"] for r in rows], "diagnosis")
+    assert mean_auroc(targets, probs) >= 0.65
+
+
+def test_diagnosis_operating_points_keep_normal_radiographs_quiet(bundled, data_dir):
+    """A finding means "higher than 95 % of validation radiographs without it": a radiograph
+    without findings gets few (median 0 on the test split; Youden's thresholds gave 7)."""
+    rows = [r for r in _test_rows(data_dir, "diagnosis") if not any(int(r[l]) for l in NIH_LABELS)]
+    results = bundled.predict([r["file"] for r in rows[:30]], "diagnosis", explain="none")
+    assert np.median([len(r.findings) for r in results]) <= 1
 
 
 def test_screening_grad_cam_lies_on_the_chest(bundled, examples_dir):
@@ -75,8 +80,8 @@ def test_screening_grad_cam_lies_on_the_chest(bundled, examples_dir):
     names = [r["file"] for r in csv.DictReader((examples_dir / "labels.csv").open())
              if r["label"] in SCREENING_CLASSES]
     inside = []
-    for name in names:
-        cam = bundled.screen(examples_dir / name).cam
+    for name, result in zip(names, bundled.predict([examples_dir / n for n in names], "screening")):
+        cam = result.cam
         assert cam.std() > 0.05, f"{name}: a flat map"
         h, w = cam.shape
         core = cam[int(0.1 * h):int(0.9 * h), int(0.1 * w):int(0.9 * w)].sum()

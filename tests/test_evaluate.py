@@ -116,6 +116,7 @@ def test_evaluate_screening_on_adults_with_nih_rows(screening_csv, random_weight
     # the screening CSV's "nih" rows (2) are adults, its kermany224 rows are not; + 3 NIH rows
     assert adult["n"] == 5 and adult["n_covid19"] == 0 and adult["nih_only"]["n"] == 3
     assert adult["normal"]["n"] == 1 + 1 and adult["pneumonia"]["n"] == 1 + 1
+    assert adult["maps"]["n"] <= 5 and adult["maps"]["uniform_map_share"] == pytest.approx(0.64)
     assert metrics["n"] == 4  # the contract's keys still describe the screening CSV alone
 
 

@@ -147,3 +147,12 @@ def test_a_thousand_calls_without_maps_leave_no_hooks_and_no_memory(random_predi
     assert grown < 30, f"RSS grew by {grown:.0f} MB over 1000 calls"
     random_predictor.screen(image, explain="all")  # maps register hooks only inside the call
     assert not [m for m in model.modules() if m._forward_hooks or m._backward_hooks]
+
+
+def test_central_mass():
+    from diachestxr.explain import central_mass
+
+    assert central_mass(np.ones((100, 100))) == pytest.approx(0.64)  # an even map
+    border = np.zeros((100, 100))
+    border[:5] = 1.0
+    assert central_mass(border) == 0.0 and central_mass(np.zeros((10, 10))) is None

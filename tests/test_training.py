@@ -222,3 +222,29 @@ def test_bf16_and_fp32_training_agree(data_dir, tmp_path):
         from training.train import use_bf16
 
         assert use_bf16(torch.device("cpu"), "auto")
+
+
+@pytest.mark.parametrize("strength", ["none", "light", "default", "borders"])
+def test_augmentations_keep_the_model_input_format(strength):
+    from diachestxr.transforms import eval_tensor, train_transform
+
+    from tests.images import chest_like
+
+    spec = get_spec("screening")
+    cached = torch.from_numpy(chest_like(256, 256)).unsqueeze(0)
+    x = train_transform(spec, strength)(cached)
+    assert x.shape == (3, 224, 224) and x.dtype == torch.float32
+    if strength == "none":  # the eval transform's view of the same image
+        expected = eval_tensor(cached[0].numpy(), spec)
+        assert (x - expected).abs().mean() < 0.05  # the two resizers differ a little
+
+
+def test_border_masking_fills_only_bands_along_the_edges():
+    from diachestxr.transforms import MAX_BORDER, mask_borders
+
+    torch.manual_seed(3)
+    x = mask_borders(torch.full((1, 100, 100), 0.5))
+    changed = (x != 0.5)[0]
+    inner = int(100 * MAX_BORDER) + 1
+    assert not changed[inner:-inner, inner:-inner].any()  # the centre is never touched
+    assert changed.any()
