@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import socket
 import statistics
@@ -32,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _child(bundled: str | None) -> None:
+    # the unreachable-Hub notice is logged at INFO (a fallback, not a fault): show it
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     import huggingface_hub.file_download  # noqa: F401  (imported by both scenarios alike)
 
