@@ -65,6 +65,11 @@ def test_page_shows_notice_tabs_and_models(page):
     assert page.locator("#notice").get_by_text("not for clinical use").is_visible()
     assert page.get_by_role("tab", name="Diagnosis").is_visible()
     assert page.get_by_text("weights from the checkpoint bundled with the app").first.is_visible()
+    # the model card is rendered Markdown (headings, the exact command), not a JSON dump
+    page.get_by_text("About the screening model").click()
+    page.get_by_role("heading", name="Training data").first.wait_for()
+    assert page.get_by_text("Exact command:").first.is_visible()
+    assert page.get_by_text('"per_class"').count() == 0
 
 
 def test_screening_tab(page, examples_dir, output_dir):
