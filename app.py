@@ -122,11 +122,21 @@ def _png(rgb: np.ndarray) -> str:
     most 1024 px on its long side), at a fast compression level."""
     from PIL import Image
 
-    folder = _RESULTS_DIR / "overlays"
-    folder.mkdir(exist_ok=True)
-    out = folder / f"{uuid.uuid4().hex}.png"
+    out = _result_path("overlay.png")
     Image.fromarray(rgb).save(out, compress_level=PNG_COMPRESS_LEVEL)
     return str(out)
+
+
+def _result_path(name: str) -> Path:
+    """A fresh file path for a result (in a folder of its own, so a download keeps the
+    name); folders older than RESULT_TTL_S go first, so a long-running server stays small."""
+    now = time.time()
+    for old in _RESULTS_DIR.iterdir():
+        if now - old.stat().st_mtime > RESULT_TTL_S:
+            shutil.rmtree(old, ignore_errors=True)
+    folder = _RESULTS_DIR / uuid.uuid4().hex[:16]
+    folder.mkdir()
+    return folder / name
 
 
 def _model_summary(task: str) -> dict:
@@ -135,15 +145,9 @@ def _model_summary(task: str) -> dict:
 
 
 def _write_json(result: dict) -> str:
-    """The downloadable result: <image stem>-<task>.json in a folder of its own."""
-    now = time.time()
-    for old in _RESULTS_DIR.iterdir():  # keep the folder small on a long-running server
-        if now - old.stat().st_mtime > RESULT_TTL_S:
-            shutil.rmtree(old, ignore_errors=True)
-    folder = _RESULTS_DIR / uuid.uuid4().hex[:12]
-    folder.mkdir()
+    """The downloadable result: <image stem>-<task>.json."""
     stem = Path(result.get("file") or "image").stem or "image"
-    out = folder / f"{stem}-{result['task']}.json"
+    out = _result_path(f"{stem}-{result['task']}.json")
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return str(out)
 
@@ -203,10 +207,31 @@ def _screen_view(state: dict | None):
     result = state["result"]
     label = result["label"]
     caption = (f"Heatmap for **{label}**, the predicted class "
-               f"({result['confidences'][label]:.0%}). "
+               f"({result['confidences'][label]:.0%}{_called_note(result)}). "
                "Warm colours mark the regions that raised this class's score.")
-    return (result["confidences"], gr.Radio(value=label, interactive=True), caption,
+    return (_label_file(result), gr.Radio(value=label, interactive=True), caption,
             gr.DownloadButton(interactive=True))
+
+
+def _label_file(result: dict) -> str:
+    """gr.Label's value with the called class as its headline: with a COVID-19 operating
+    point the label need not be the most confident class, and a plain {class: p} dict would
+    headline the arg-max. (gr.Label reads a .json file holding its own format.)"""
+    out = _result_path("label.json")
+    confidences = sorted(result["confidences"].items(), key=lambda kv: -kv[1])
+    out.write_text(json.dumps({"label": result["label"], "confidences": [
+        {"label": c, "confidence": p} for c, p in confidences]}))
+    return str(out)
+
+
+def _called_note(result: dict) -> str:
+    """Why the label is not the most confident class, when the operating point made it so."""
+    top = max(result["confidences"], key=result["confidences"].get)
+    if result["label"] == top:
+        return ""
+    return (f"; called COVID-19 from its operating point, although {top} is more probable"
+            if result["label"] == "COVID-19" else
+            "; below the COVID-19 operating point, so the more probable of the others")
 
 
 def _screen_explain(label: str | None, opacity: float, state: dict | None):

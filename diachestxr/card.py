@@ -216,6 +216,13 @@ def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | No
                 "|---" * len(config["thresholds"]) + "|",
                 "| " + " | ".join(_fmt(v) for v in config["thresholds"].values()) + " |", ""]
 
+    if (threshold := config.get("covid19_threshold")) is not None:
+        point = config.get("operating_point") or {}
+        out += [f"COVID-19 operating point: called from a probability of {_fmt(threshold)} "
+                f"(chosen on the validation split so that at most "
+                f"{1 - point.get('adult_specificity', 0.95):.0%} of adult non-COVID radiographs "
+                "are called COVID-19); below it, the more probable of the other classes.", ""]
+
     out += ["## Limitations", ""]
     out += [f"- {text}" for text in LIMITATIONS[task] + LIMITATIONS["common"]
             + _as_list(config.get("limitations"))]

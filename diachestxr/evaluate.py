@@ -156,7 +156,12 @@ def _metrics(task: str, targets: np.ndarray, probs: np.ndarray, predictor) -> di
     if get_spec(task).multilabel:
         # The checkpoint's calibrated per-label thresholds, exactly as `diagnose` uses them.
         return diagnosis_metrics(targets, probs, labels, predictor.thresholds())
-    return screening_metrics(targets, probs, labels)
+    return screening_metrics(targets, probs, labels, _covid19_threshold(predictor))
+
+
+def _covid19_threshold(predictor) -> float | None:
+    """The screening checkpoint's COVID-19 operating point, if it has one."""
+    return predictor.models["screening"].config.get("covid19_threshold")
 
 
 def _adult_block(predictor, targets: np.ndarray, probs: np.ndarray, central: list,
@@ -170,9 +175,10 @@ def _adult_block(predictor, targets: np.ndarray, probs: np.ndarray, central: lis
     nih_targets = np.array([screening_target_of_nih(f) for f in nih_findings])
     adult = np.array([s not in PEDIATRIC_SOURCES for s in sources])
     labels = get_spec("screening").labels
+    threshold = _covid19_threshold(predictor)
     block = adult_screening_metrics(np.concatenate([targets[adult], nih_targets]),
-                                    np.concatenate([probs[adult], nih_probs]), labels)
-    block["nih_only"] = adult_screening_metrics(nih_targets, nih_probs, labels)
+                                    np.concatenate([probs[adult], nih_probs]), labels, threshold)
+    block["nih_only"] = adult_screening_metrics(nih_targets, nih_probs, labels, threshold)
     shares = [c for c in [*np.array(central, dtype=object)[adult], *(central_mass(r.cam) for r in nih)]
               if c is not None]
     block["maps"] = {"method": "gradcam", "class": "predicted", "n": len(shares),

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from .explain import (DEFAULT_ALPHA, DEFAULT_METHOD, HeadExplainer, RankedOutputTarget,
                       check_method, class_target, overlay, resize_map, target_index)
 from .io import ImageSource, read_xray
+from .metrics import screening_predictions
 from .models import ChestXRayNet
 from .registry import TASKS, ModelSpec
 from .transforms import eval_tensor
@@ -155,7 +156,10 @@ class Predictor:
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"overlay opacity must be between 0 and 1, got {alpha}")
         thr = self.thresholds(thresholds) if spec.multilabel else None
-        targets = self._targets(spec, explain, thr, top_k)
+        covid19_threshold = model.config.get("covid19_threshold")
+        # screening's default map is the called class's, known once the batch has run
+        called_class = explain == "default" and not spec.multilabel
+        targets = [] if called_class else self._targets(spec, explain, thr, top_k)
         trunk, head = self._split[task]
         model.eval()
         with tqdm(total=len(images), desc=f"{task}", unit="img", disable=not progress) as bar:
@@ -167,17 +171,24 @@ class Predictor:
                 with torch.no_grad():
                     activations = trunk(x.contiguous(memory_format=torch.channels_last))
                     logits = head(activations).float().cpu()
-                maps = (self._explainers[task].maps(activations, [targets] * len(grays),
-                                                    spec.input_size, method)
-                        if targets else [()] * len(grays))
-                for gray, row, row_maps in zip(grays, logits, maps):
+                if spec.multilabel:
+                    probs = torch.sigmoid(logits).numpy().astype(float)
+                    per_image = [targets] * len(grays)
+                else:
+                    probs = logits.softmax(1).numpy().astype(float)
+                    called = screening_predictions(probs, spec.labels, covid19_threshold)
+                    per_image = ([[class_target(int(c))] for c in called] if called_class
+                                 else [targets] * len(grays))
+                maps = (self._explainers[task].maps(activations, per_image, spec.input_size, method)
+                        if any(per_image) else [()] * len(grays))
+                for i, (gray, row, row_maps) in enumerate(zip(grays, logits, maps)):
                     display = _display_image(gray)
                     explanations = {}
-                    for target, cam in zip(targets, row_maps):
+                    for target, cam in zip(per_image[i], row_maps):
                         label = spec.labels[target_index(target, row)]
                         explanations[label] = Explanation(label, cam, display, alpha)
-                    yield (_diagnosis(spec, row, thr, explanations, display) if spec.multilabel
-                           else _screening(spec, row, explanations, display))
+                    yield (_diagnosis(spec, probs[i], thr, explanations, display) if spec.multilabel
+                           else _screening(spec, probs[i], int(called[i]), explanations, display))
                 bar.update(len(chunk))
 
     def predict(self, images: Sequence[ImageSource], task: str, **options) -> list[Result]:
@@ -223,11 +234,10 @@ class Predictor:
     @staticmethod
     def _targets(spec: ModelSpec, explain: Explain, thr: dict[str, float] | None,
                  top_k: int) -> list:
+        """Map targets shared by every image of a batch (screening's default is per image)."""
         labels = spec.labels
-        if explain == "default" and not spec.multilabel:
-            return [RankedOutputTarget(0)]  # the predicted class
         if explain == "default":
-            # rank by margin over each label's own threshold, in probability space
+            # the top_k labels by margin over each label's own threshold, in probability space
             thr_vec = torch.tensor([thr[l] for l in labels])
             return [RankedOutputTarget(r, key=lambda out: torch.sigmoid(out.float()) - thr_vec.to(out.device))
                     for r in range(min(top_k, len(labels)))]
@@ -282,17 +292,15 @@ def _display_image(gray: np.ndarray) -> np.ndarray:
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
 
 
-def _screening(spec: ModelSpec, logits: torch.Tensor, explanations: dict, image: np.ndarray
-               ) -> ScreeningResult:
-    probs = logits.softmax(0).numpy().astype(float)
-    return ScreeningResult(label=spec.labels[int(np.argmax(probs))],
+def _screening(spec: ModelSpec, probs: np.ndarray, called: int, explanations: dict,
+               image: np.ndarray) -> ScreeningResult:
+    return ScreeningResult(label=spec.labels[called],
                            confidences={l: float(p) for l, p in zip(spec.labels, probs)},
                            explanations=explanations, image=image)
 
 
-def _diagnosis(spec: ModelSpec, logits: torch.Tensor, thr: dict[str, float], explanations: dict,
+def _diagnosis(spec: ModelSpec, probs: np.ndarray, thr: dict[str, float], explanations: dict,
                image: np.ndarray) -> DiagnosisResult:
-    probs = torch.sigmoid(logits).numpy().astype(float)
     probabilities = {l: float(p) for l, p in zip(spec.labels, probs)}
     findings = sorted((l for l in spec.labels if probabilities[l] >= thr[l]),
                       key=lambda l: -probabilities[l])

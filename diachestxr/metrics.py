@@ -75,7 +75,22 @@ def _mean_or_none(values) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def screening_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict:
+def screening_predictions(probs: np.ndarray, classes: Sequence[str],
+                          covid19_threshold: float | None = None) -> np.ndarray:
+    """The class each row is called: the arg-max, or, with an operating point, COVID-19 when
+    its probability reaches the threshold and otherwise the more probable of the others.
+    One rule for `Predictor.screen`, `evaluate` and the model card."""
+    probs = np.asarray(probs, float)
+    if covid19_threshold is None:
+        return probs.argmax(1)
+    covid = list(classes).index("COVID-19")
+    others = probs.copy()
+    others[:, covid] = -np.inf
+    return np.where(probs[:, covid] >= covid19_threshold, covid, others.argmax(1))
+
+
+def screening_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str],
+                      covid19_threshold: float | None = None) -> dict:
     """Single-label report. y_true: (N,) class indices; probs: (N, C) softmax outputs.
 
     Returns {"n", "classes", "accuracy", "macro_auroc", "per_class": {class: {"n_pos",
@@ -88,7 +103,7 @@ def screening_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[s
         raise ValueError(f"probs must have shape ({len(y_true)}, {n_classes}), got {probs.shape}")
     if len(y_true) == 0:
         raise ValueError("no samples to compute metrics on")
-    pred = probs.argmax(1)
+    pred = screening_predictions(probs, classes, covid19_threshold)
     per_class = {}
     for c, name in enumerate(classes):
         positive = y_true == c
@@ -102,7 +117,8 @@ def screening_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[s
             "confusion_matrix": confusion_matrix(y_true, pred, labels=list(range(n_classes))).tolist()}
 
 
-def adult_screening_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict:
+def adult_screening_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str],
+                            covid19_threshold: float | None = None) -> dict:
     """How a screening model treats adults, where the data's age confound cannot help it.
     y_true: class indices, or -1 (NOT_COVID) for radiographs known not to be COVID-19 only.
 
@@ -112,7 +128,7 @@ def adult_screening_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequ
     """
     y_true, probs = np.asarray(y_true, int), np.asarray(probs, float)
     covid, pneumonia, normal = (classes.index(c) for c in ("COVID-19", "Pneumonia", "Normal"))
-    called = probs.argmax(1)
+    called = screening_predictions(probs, classes, covid19_threshold)
     is_covid = y_true == covid
 
     def share(mask: np.ndarray, cls: int) -> float | None:

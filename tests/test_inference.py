@@ -103,3 +103,28 @@ def test_no_inplace_relu_and_cam_layer_exists(task):
     assert not [m for m in model.modules() if isinstance(m, torch.nn.Sigmoid)]  # logits out
 
 
+
+
+def test_a_covid19_operating_point_decides_the_label(random_predictor, xray):
+    """With covid19_threshold in the checkpoint config, COVID-19 is called from that
+    probability on, else the more probable of the others; the default map is the label's."""
+    config = random_predictor.models["screening"].model.config
+    try:
+        config["covid19_threshold"] = 0.0
+        r = random_predictor.screen(xray)
+        assert r.label == "COVID-19" and list(r.explanations) == ["COVID-19"]
+        config["covid19_threshold"] = 1.0
+        r = random_predictor.screen(xray)
+        others = {c: p for c, p in r.confidences.items() if c != "COVID-19"}
+        assert r.label == max(others, key=others.get) and list(r.explanations) == [r.label]
+    finally:
+        config.pop("covid19_threshold", None)
+
+
+def test_screening_predictions_rule():
+    from diachestxr.metrics import screening_predictions
+
+    probs = np.array([[0.30, 0.50, 0.20], [0.10, 0.20, 0.70], [0.60, 0.10, 0.30]])
+    assert list(screening_predictions(probs, SCREENING_CLASSES)) == [1, 2, 0]  # arg-max
+    assert list(screening_predictions(probs, SCREENING_CLASSES, 0.25)) == [0, 2, 0]
+    assert list(screening_predictions(probs, SCREENING_CLASSES, 0.65)) == [1, 2, 2]

@@ -5,7 +5,8 @@
 Replaces the bundled checkpoint only when the run scores higher than it on the current
 validation split, by the score training selects with (both are re-scored there, so a change
 of split cannot favour either; the test split never chooses a model). For diagnosis it sets
-the per-label operating points on the validation split (diachestxr.metrics.operating_points).
+the per-label operating points on the validation split (diachestxr.metrics.operating_points),
+for screening the COVID-19 operating point on the validation adults.
 Evaluates the run on the test split with `diachestxr evaluate`, adds those metrics, the training data and limitations to the config,
 and writes the model card <task>.md beside the weights. For screening it also measures the
 age/hospital shortcut on adults (`evaluate --extra-adults`): the NIH test images, from
@@ -20,25 +21,50 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from diachestxr.card import DATA, model_card
 from diachestxr.evaluate import evaluate_csv, read_labelled_csv
 from diachestxr.inference import Predictor
-from diachestxr.metrics import operating_points
+from diachestxr.metrics import operating_points, specificity_threshold
 from diachestxr.weights import BUNDLED_DIR, load_checkpoint
 
+from .data import nih_rows_as_screening, read_labels_csv
 from .push_to_hub import find_checkpoints
 from .train import OPERATING_POINT
 
 SCORE = {"screening": "macro_auroc", "diagnosis": "mean_auroc"}  # reported on the test split
+ADULT_SPECIFICITY = 0.95  # screening: adult non-COVID radiographs not called COVID-19
 
 
-def set_operating_points(weights: Path, config_file: Path, config: dict, data: Path) -> dict:
-    """Diagnosis thresholds chosen on the validation split, written into the run's config."""
-    model = load_checkpoint(weights, "diagnosis").model
-    paths, targets = read_labelled_csv(data / "diagnosis" / "labels.csv", "diagnosis", "val")
-    probs = Predictor.from_models(model).probabilities(paths, "diagnosis")
-    config["thresholds"] = operating_points(targets, probs, model.spec.labels)
-    config["operating_point"] = OPERATING_POINT
+def set_operating_points(task: str, weights: Path, config_file: Path, config: dict,
+                         data: Path) -> dict:
+    """Operating points chosen on the validation split, written into the run's config.
+    Diagnosis: per label, 95 % specificity. Screening: COVID-19 is called from the lowest
+    probability at which at most 5 % of adult non-COVID radiographs (the screening data's
+    adults and the NIH ones) are called COVID-19 -- the arg-max would let the age shortcut
+    and the class balance of training set that trade-off."""
+    model = load_checkpoint(weights, task).model
+    predictor = Predictor.from_models(model)
+    if task == "diagnosis":
+        paths, targets = read_labelled_csv(data / "diagnosis" / "labels.csv", "diagnosis", "val")
+        config["thresholds"] = operating_points(targets, predictor.probabilities(paths, task),
+                                                model.spec.labels)
+        config["operating_point"] = OPERATING_POINT
+    else:
+        csv_path = data / "screening" / "labels.csv"
+        records = [r for r in read_labels_csv(csv_path, "screening", "val") if r.group == "adult"]
+        records += nih_rows_as_screening(data / "diagnosis" / "labels.csv", "val")
+        covid = model.spec.labels.index("COVID-19")
+        p_covid = predictor.probabilities([r.path for r in records], task)[:, covid]
+        is_covid = np.array([int(r.target) == covid for r in records])
+        config["covid19_threshold"] = specificity_threshold(is_covid, p_covid, ADULT_SPECIFICITY)
+        config["operating_point"] = {
+            "rule": "COVID-19 when its probability reaches covid19_threshold, else the more "
+                    "probable of the other classes; the threshold keeps this share of adult "
+                    "non-COVID validation radiographs from being called COVID-19",
+            "adult_specificity": ADULT_SPECIFICITY, "split": "val",
+            "adult_validation_images": len(records)}
     config_file.write_text(json.dumps(config, indent=2) + "\n")
     return config
 
@@ -64,8 +90,7 @@ def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False) -> 
     for task, (weights, config_file, config) in find_checkpoints(run_dir).items():
         score = SCORE[task]
         current = BUNDLED_DIR / weights.name
-        if task == "diagnosis":
-            config = set_operating_points(weights, config_file, config, data)
+        config = set_operating_points(task, weights, config_file, config, data)
         if current.is_file() and not force:
             old, new = validation_score(task, BUNDLED_DIR, data), validation_score(task, run_dir, data)
             if new <= old:
