@@ -34,6 +34,9 @@ class ModelSpec:
     std: tuple[float, float, float]
     cam_layer: str  # dotted module name of the Grad-CAM target layer
     filename: str  # safetensors file name, bundled and on the Hub; the config is <stem>.json
+    # CLAHE on the resized radiograph, in training and inference alike: hospitals' exposure
+    # styles look more alike (a shortcut less); stored in the checkpoint config
+    equalize: bool = False
     hub_repo: str = DEFAULT_HUB_REPO
     hub_revision: str = DEFAULT_HUB_REVISION
 

@@ -19,6 +19,15 @@ def resize_gray(gray: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(gray, (size, size), interpolation=interp)
 
 
+CLAHE_CLIP = 2.0  # contrast limit of the adaptive histogram equalisation (8x8 tiles)
+
+
+def equalize(gray: np.ndarray) -> np.ndarray:
+    """CLAHE of a (H, W) uint8 radiograph (spec.equalize): local contrast made alike across
+    detectors and exposure settings. Applied after resizing, by both transforms below."""
+    return cv2.createCLAHE(clipLimit=CLAHE_CLIP, tileGridSize=(8, 8)).apply(gray)
+
+
 def _normalize(x: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     """(..., 1, H, W) float in [0, 1] -> (..., 3, H, W) normalised like ImageNet inputs."""
     x = x.expand(*x.shape[:-3], 3, *x.shape[-2:])
@@ -30,6 +39,8 @@ def _normalize(x: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
 def eval_tensor(gray: np.ndarray, spec: ModelSpec) -> torch.Tensor:
     """(H, W) uint8 -> (3, S, S) float tensor, S = spec.input_size."""
     small = resize_gray(gray, spec.input_size)
+    if spec.equalize:
+        small = equalize(small)
     return _normalize(torch.from_numpy(small).float().div_(255).unsqueeze(0), spec)
 
 
@@ -57,9 +68,12 @@ def train_transform(spec: ModelSpec, strength: str = "default"):
     """
     if strength not in AUGMENT:
         raise ValueError(f"unknown augmentation {strength!r}; choose one of {', '.join(AUGMENT)}")
+    def prepared(img: torch.Tensor) -> torch.Tensor:  # the cached image, equalised if asked
+        return torch.from_numpy(equalize(img[0].numpy())).unsqueeze(0) if spec.equalize else img
+
     if AUGMENT[strength] is None:
         resize = v2.Resize((spec.input_size, spec.input_size), antialias=True)
-        return lambda img: _normalize(resize(img).float().div_(255), spec)
+        return lambda img: _normalize(resize(prepared(img)).float().div_(255), spec)
     crop, degrees, shift, jitter, gammas, border_p = AUGMENT[strength]
     augment = v2.Compose([
         v2.RandomResizedCrop(spec.input_size, scale=crop, ratio=(0.8, 1.25), antialias=True),
@@ -69,7 +83,7 @@ def train_transform(spec: ModelSpec, strength: str = "default"):
     ])
 
     def apply(img: torch.Tensor) -> torch.Tensor:
-        x = augment(img)
+        x = augment(prepared(img))
         # random gamma: exposure and detector response differ between hospitals
         gamma = float(torch.empty(1).uniform_(*gammas))
         x = x.clamp_(0, 1).pow_(gamma)

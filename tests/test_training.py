@@ -248,3 +248,23 @@ def test_border_masking_fills_only_bands_along_the_edges():
     inner = int(100 * MAX_BORDER) + 1
     assert not changed[inner:-inner, inner:-inner].any()  # the centre is never touched
     assert changed.any()
+
+
+def test_equalisation_runs_in_training_and_inference_alike(tmp_path):
+    """spec.equalize (CLAHE) travels in the checkpoint config and both transforms apply it."""
+    import dataclasses
+
+    from diachestxr.models import build_model
+    from diachestxr.transforms import eval_tensor, train_transform
+    from diachestxr.weights import save_checkpoint
+    from tests.images import chest_like
+
+    spec = dataclasses.replace(get_spec("screening"), equalize=True)
+    gray = chest_like(256, 256)
+    trained_view = train_transform(spec, "none")(torch.from_numpy(gray).unsqueeze(0))
+    # CLAHE runs on the cached 256 px image in training and on the 224 px input at inference:
+    # the same function, a few gray levels apart on average (0.06 in normalised units)
+    assert (trained_view - eval_tensor(gray, spec)).abs().mean() < 0.08
+    assert (eval_tensor(gray, spec) - eval_tensor(gray, get_spec("screening"))).abs().mean() > 0.05
+    save_checkpoint(build_model(spec), {}, tmp_path, spec)
+    assert load_checkpoint(tmp_path / spec.filename, "screening").spec.equalize

@@ -74,7 +74,8 @@ class TrainConfig:
     # average generalises better (on our 50 diagnosis validation images, averaging epochs 6
     # and 12 scored 0.654 mean AUROC where each alone scored 0.646 and 0.613).
     ema_epochs: float = 0.0
-    augment: str = "default"  # none | light | default (diachestxr.transforms.AUGMENT)
+    augment: str = "default"  # none | light | default | borders (diachestxr.transforms.AUGMENT)
+    equalize: bool = False  # CLAHE in training and inference (stored in the checkpoint config)
     samples_per_epoch: int = 0  # 0: the train split's size
     input_size: int = 0  # 0: the registry's
     patience: int = 5  # early stopping, in epochs without a better validation score
@@ -235,6 +236,8 @@ def train(cfg: TrainConfig) -> Path:
         spec = dataclasses.replace(spec, input_size=cfg.input_size)
     if cfg.arch:
         spec = dataclasses.replace(spec, arch=cfg.arch, cam_layer=CAM_LAYERS[cfg.arch])
+    if cfg.equalize:
+        spec = dataclasses.replace(spec, equalize=True)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     train_recs, val_recs = load_splits(cfg)
