@@ -10,7 +10,9 @@ overlays excluded), overlay (one map drawn at display size), end_to_end (screen/
 from the file, the default maps and their overlays). Medians over --runs after a warm-up,
 cycling through the images; the `*_vs_forward` ratios are stable across machines where
 milliseconds are not. `bf16` measures bf16 autocast on the forward pass: its speed-up and
-its largest probability error (not adopted: it changes results beyond 1e-5).
+its largest probability error (not adopted: it changes results beyond 1e-5). `onnxruntime`
+measures the bare forward exported to ONNX and run by ONNX Runtime, when it is installed
+(`pip install onnx onnxruntime`; not a dependency of the package).
 """
 
 from __future__ import annotations
@@ -86,7 +88,29 @@ def bench_task(predictor: Predictor, task: str, files: list[Path], runs: int) ->
                       "max_probability_error": round(max(errors), 5),
                       "median_probability_error": round(float(np.median(errors)), 5)}
     stages["bf16"]["speedup"] = round(stages["forward"] / stages["bf16"]["forward"], 2)
+    stages["onnxruntime"] = onnx_forward(model, tensors, fp32, act, runs)
     return stages
+
+
+def onnx_forward(model, tensors, reference, act, runs: int) -> dict | str:
+    """The bare forward through ONNX Runtime (CPU), its speed-up and its probability error."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return "not installed (pip install onnx onnxruntime)"
+    import io
+
+    buffer = io.BytesIO()
+    torch.onnx.export(model, (tensors[0].contiguous(),), buffer, input_names=["x"],
+                      output_names=["logits"], dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    inputs = [t.contiguous().numpy() for t in tensors]
+    run = lambda x: session.run(None, {"x": x})[0]  # noqa: E731
+    errors = [float((act(torch.from_numpy(run(x))) - act(r)).abs().max())
+              for x, r in zip(inputs, reference)]
+    return {"forward": median_ms(run, inputs, runs), "max_probability_error": max(errors)}
 
 
 def main() -> None:
@@ -104,6 +128,10 @@ def main() -> None:
                           "torch": torch.__version__},
               "images": len(files), "runs": args.runs, "unit": "ms (median)",
               **{task: bench_task(predictor, task, files, args.runs) for task in predictor.models}}
+    for task in predictor.models:
+        onnx = result[task]["onnxruntime"]
+        if isinstance(onnx, dict):
+            onnx["speedup"] = round(result[task]["forward"] / onnx["forward"], 2)
     print(json.dumps(result, indent=2))
 
 

@@ -50,8 +50,12 @@ def test_screening_on_part_of_the_test_split(bundled, data_dir):
     rows = _test_rows(data_dir, "screening")
     picked = [r for c in SCREENING_CLASSES for r in [r for r in rows if r["label"] == c][:15]]
     y = np.array([SCREENING_CLASSES.index(r["label"]) for r in picked])
-    probs = bundled.probabilities([r["file"] for r in picked], "screening")  # one batched pass
-    assert (probs.argmax(1) == y).mean() >= 0.75
+    results = bundled.predict([r["file"] for r in picked], "screening", explain="none")  # batched
+    probs = np.stack([r.scores for r in results])
+    # The labels as screen() calls them (the checkpoint's COVID-19 operating point): 0.76
+    # here, as the first 15 COVID-19 rows are mostly from ieee8023, the collection the model
+    # finds hardest (its card: 28 of 41); a random or class-swapped model scores about 0.33.
+    assert np.mean([r.label == c for r, c in zip(results, np.array(SCREENING_CLASSES)[y])]) >= 0.65
     assert mean_auroc(np.eye(3)[y], probs) >= 0.85
 
 
