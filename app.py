@@ -256,11 +256,15 @@ def _thresholds(calibrated: bool, threshold: float) -> dict[str, float]:
 def _diagnosis_outputs(state: dict, opacity: float):
     """(result, gallery, result file, state) from what the model computed for this image:
     the table and the gallery share one ranking, the probability."""
+    return state["result"], _gallery(state, opacity), _write_json(state["result"]), state
+
+
+def _gallery(state: dict, opacity: float) -> list[tuple[str, str]]:
+    """The overlays of the mapped labels (the most probable), with their captions."""
     result = state["result"]
-    gallery = [(_overlay(state, label, opacity),
-                _short_caption(result, label, not state["cams"][label].any()))
-               for label in result["explained"]]
-    return result, gallery, _write_json(result), state
+    return [(_overlay(state, label, opacity),
+             _short_caption(result, label, not state["cams"][label].any()))
+            for label in result["explained"]]
 
 
 def _diagnosis_result(state: dict, thresholds: dict[str, float]) -> dict:
@@ -413,11 +417,8 @@ def _diagnosis_opacity(label: str | None, opacity: float, state: dict | None):
     """UI only: new overlay opacity, from the maps already computed."""
     if not state:
         return gr.skip(), gr.skip()
-    gallery = [(_overlay(state, label_, opacity),
-                _short_caption(state["result"], label_, not state["cams"][label_].any()))
-               for label_ in state["result"]["explained"]]
     picked = _overlay(state, label, opacity) if label and label in state["cams"] else gr.skip()
-    return gallery, picked
+    return _gallery(state, opacity), picked
 
 
 # ------------------------------------------------------------------------------- layout

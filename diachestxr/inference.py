@@ -198,7 +198,7 @@ class Predictor:
     def probabilities(self, images: Sequence[ImageSource], task: str, batch_size: int = BATCH_SIZE,
                       progress: bool = False, names: Sequence[str] | None = None) -> np.ndarray:
         """(N, C) probabilities, no maps: softmax for screening, sigmoid for diagnosis.
-        What `evaluate` and training's validation use; memory stays at one batch."""
+        What training's validation and bundling use; memory stays at one batch."""
         rows = [r.scores for r in self.iter_predict(images, task, explain="none", names=names,
                                                     batch_size=batch_size, progress=progress)]
         return np.stack(rows).astype(np.float64)

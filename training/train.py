@@ -181,8 +181,8 @@ def validation_score(spec: ModelSpec, probs: np.ndarray, records: list[Record]) 
     y = np.array([int(r.target) for r in records])
     known = y != NOT_COVID
     report = screening_metrics(y[known], probs[known], spec.labels)
-    adults = adult_screening_metrics(y[[r.group == "adult" for r in records]],
-                                     probs[[r.group == "adult" for r in records]], spec.labels)
+    adult = np.array([r.group == "adult" for r in records])
+    adults = adult_screening_metrics(y[adult], probs[adult], spec.labels)
     return {"macro_auroc": report["macro_auroc"], "accuracy": report["accuracy"],
             "balanced_accuracy": balanced_accuracy(report),
             # the age shortcut, threshold-free: COVID-19 against every other adult radiograph
