@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="diagnosis: one threshold for every label "
                    "(default: the checkpoint's per-label operating points)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
+    p.add_argument("--no-gate", action="store_true",
+                   help="skip the radiograph check that refuses what is not a frontal chest "
+                        "radiograph (for folders known to hold radiographs)")
 
     e = sub.add_parser("evaluate", help="metrics over a labelled CSV (metrics.json and plots)")
     e.add_argument("--task", choices=TASKS, required=True, help="the model to evaluate")
@@ -126,7 +129,8 @@ def predict(args: argparse.Namespace) -> int:
     if args.out and args.out.suffix.lower() not in (".csv", ".jsonl"):
         raise ValueError(f"--out {args.out}: use a .csv or .jsonl file name")
     files = expand_inputs(args.images)
-    predictor = Predictor(tasks=[args.task], weights_dir=args.weights)
+    predictor = Predictor(tasks=[args.task], weights_dir=args.weights,
+                          gate="off" if args.no_gate else "refuse")
     if args.cam_dir:
         args.cam_dir.mkdir(parents=True, exist_ok=True)
     records, status = [], 0
@@ -144,13 +148,15 @@ def predict(args: argparse.Namespace) -> int:
         options = dict(thresholds=args.threshold, method=args.cam_method,
                        explain="default" if args.cam_dir else "none")
         try:
-            results = dict(zip(readable, predictor.iter_predict([images[p] for p in readable],
-                                                                args.task, **options)))
-        except Exception:  # noqa: BLE001 -- one image broke the batch: find it, keep the rest
+            results = dict(zip(readable, predictor.iter_predict(
+                [images[p] for p in readable], args.task, names=[Path(p).name for p in readable],
+                **options)))
+        except Exception:  # noqa: BLE001 -- one image broke the batch (or was refused): find it
             results = {}
             for p in readable:
                 try:
-                    results[p] = predictor.predict([images[p]], args.task, **options)[0]
+                    results[p] = predictor.predict([images[p]], args.task, names=[Path(p).name],
+                                                   **options)[0]
                 except Exception as err:  # noqa: BLE001
                     images[p] = _file_error(p, err)
         for path in paths:
@@ -204,7 +210,8 @@ def _write_records(out: Path, records: list[dict], task: str) -> None:
     from .registry import get_spec
 
     labels = list(get_spec(task).labels)
-    columns = ["file", "label" if task == "screening" else "findings", *labels, "cam", "error"]
+    columns = ["file", "label" if task == "screening" else "findings", *labels,
+               "radiograph_score", "cam", "error"]
     with out.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -213,6 +220,7 @@ def _write_records(out: Path, records: list[dict], task: str) -> None:
             writer.writerow({"file": r["file"], "label": r.get("label", ""),
                              "findings": "|".join(r.get("findings", [])),
                              **{l: f"{p:.6f}" for l, p in scores.items()},
+                             "radiograph_score": r.get("radiograph_check", {}).get("score", ""),
                              "cam": r.get("cam", {}).get("file", ""), "error": r.get("error", "")})
 
 
@@ -226,6 +234,10 @@ def _table(record: dict) -> str:
         lines.append(f"  findings: {', '.join(record['findings']) or 'none above threshold'}")
         lines += [f"  {label:<20} {p:6.1%}{'  *' if label in record['findings'] else ''}"
                   for label, p in sorted(record["probabilities"].items(), key=lambda kv: -kv[1])]
+    if "radiograph_check" in record:
+        check = record["radiograph_check"]
+        lines.append(f"  radiograph check: score {check['score']:.2f} "
+                     f"(accepted from {check['threshold']:.2f})")
     if "cam" in record:
         lines.append(f"  heatmap ({record['cam']['label']}, {record['cam']['method']}): "
                      f"{record['cam']['file']}")

@@ -98,7 +98,9 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
     paths, targets = read_labelled_csv(csv, task, split)
     if limit:
         paths, targets = paths[:limit], targets[:limit]
-    predictor = Predictor(tasks=[task], weights_dir=weights_dir)
+    # "report": every row is predicted (metrics need them all); the radiograph check's
+    # refusals are counted, so its false refusals on any labelled set are on record too
+    predictor = Predictor(tasks=[task], weights_dir=weights_dir, gate="report")
     loaded = predictor.models[task]
     log.info("evaluating the %s model from %s on %d images of %s", task, loaded.source,
              len(paths), csv)
@@ -110,9 +112,11 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
     results = predictor.iter_predict(paths, task, explain="all" if multilabel else "default",
                                      batch_size=batch_size, progress=progress,
                                      names=[str(p) for p in paths])
-    probs, maps_non_empty, central = [], [], []
-    for result, target in zip(results, targets):
+    probs, maps_non_empty, central, refused = [], [], [], []
+    for path, result, target in zip(paths, results, targets):
         probs.append(result.scores)
+        if result.gate and not result.gate.accepted:
+            refused.append((Path(path).name, result.gate.kind))
         if multilabel:
             maps_non_empty += [not result.explanations[l].empty
                                for l, y in zip(labels, target) if y > 0.5]
@@ -123,6 +127,9 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
     if multilabel:
         metrics["maps"] = {"method": "gradcam", "true_findings": len(maps_non_empty),
                            "non_empty_share": float(np.mean(maps_non_empty)) if maps_non_empty else None}
+    metrics["radiograph_check"] = {
+        "threshold": predictor.gate.threshold, "refused": len(refused),
+        "refused_share": len(refused) / len(paths), "refused_files": dict(refused[:20])}
     sources = _column(csv, "source", split)[:len(paths)]
     if extra_adults and not multilabel:
         metrics["adult"] = _adult_block(predictor, targets, probs, central, sources, extra_adults,

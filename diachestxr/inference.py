@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .gate import GateVerdict, RadiographGate, raise_if_refused
 from .explain import (DEFAULT_ALPHA, DEFAULT_METHOD, HeadExplainer, RankedOutputTarget,
                       check_method, class_target, overlay, resize_map, target_index)
 from .io import ImageSource, read_xray
@@ -74,6 +75,7 @@ class ScreeningResult:
     confidences: dict[str, float]  # all classes, summing to 1
     explanations: dict[str, Explanation]  # by class; the predicted class by default
     image: np.ndarray = field(repr=False)  # the radiograph as read, at most DISPLAY_MAX_SIDE
+    gate: GateVerdict | None = None  # the radiograph check's verdict (None: not checked)
 
     @property
     def cam(self) -> np.ndarray | None:
@@ -89,7 +91,8 @@ class ScreeningResult:
         return np.array(list(self.confidences.values()))
 
     def to_dict(self) -> dict:
-        return {"task": "screening", "label": self.label, "confidences": self.confidences}
+        return {"task": "screening", "label": self.label, "confidences": self.confidences,
+                **_gate_dict(self.gate)}
 
 
 @dataclass
@@ -99,6 +102,7 @@ class DiagnosisResult:
     findings: list[str]  # labels at or above their threshold, most probable first
     explanations: dict[str, Explanation]  # by label
     image: np.ndarray = field(repr=False)
+    gate: GateVerdict | None = None
 
     @property
     def scores(self) -> np.ndarray:
@@ -106,18 +110,33 @@ class DiagnosisResult:
 
     def to_dict(self) -> dict:
         return {"task": "diagnosis", "probabilities": self.probabilities,
-                "thresholds": self.thresholds, "findings": self.findings}
+                "thresholds": self.thresholds, "findings": self.findings, **_gate_dict(self.gate)}
 
 
 Result = Union[ScreeningResult, DiagnosisResult]
+GATE_MODES = ("refuse", "report", "off")
+
+
+def _gate_dict(verdict: GateVerdict | None) -> dict:
+    return {"radiograph_check": verdict.to_dict()} if verdict else {}
 Explain = Union[str, Sequence[str]]
 
 
 class Predictor:
-    """Loads the models once; every method is safe to call from many threads."""
+    """Loads the models once; every method is safe to call from many threads.
+
+    gate: what the radiograph check (diachestxr.gate) does before a model sees an image:
+    "refuse" (raise NotARadiographError for what is not a frontal chest radiograph; the
+    default), "report" (attach its verdict to each result, refuse nothing: `evaluate`), or
+    "off" (models in training, which are validated on known radiographs)."""
 
     def __init__(self, tasks: Iterable[str] = TASKS, weights_dir: str | os.PathLike | None = None,
-                 device: str | None = None, *, models: Iterable[ChestXRayNet] | None = None) -> None:
+                 device: str | None = None, *, models: Iterable[ChestXRayNet] | None = None,
+                 gate: str = "refuse") -> None:
+        if gate not in GATE_MODES:
+            raise ValueError(f"gate must be one of {GATE_MODES}, got {gate!r}")
+        self.gate_mode = gate
+        self.gate = RadiographGate.load() if gate != "off" else None
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if models is None:
             loaded = [load_model(task, weights_dir) for task in tasks]
@@ -131,10 +150,12 @@ class Predictor:
         self._explainers = {task: HeadExplainer(head) for task, (_, head) in self._split.items()}
 
     @classmethod
-    def from_models(cls, *models: ChestXRayNet, device: str | None = None) -> "Predictor":
+    def from_models(cls, *models: ChestXRayNet, device: str | None = None,
+                    gate: str = "off") -> "Predictor":
         """A Predictor over models already in memory (on their device); each carries its
         spec (`model.spec`)."""
-        return cls(models=models, device=device or str(next(models[0].parameters()).device))
+        return cls(models=models, device=device or str(next(models[0].parameters()).device),
+                   gate=gate)
 
     # ------------------------------------------------------------------ the one path
     def iter_predict(self, images: Sequence[ImageSource], task: str, *, explain: Explain = "default",
@@ -167,6 +188,7 @@ class Predictor:
                 chunk = images[start:start + batch_size]
                 grays = [read_xray(im, names[start + i] if names else None)
                          for i, im in enumerate(chunk)]
+                verdicts = self._check(grays, chunk, names[start:] if names else None)
                 x = torch.stack([eval_tensor(g, spec) for g in grays]).to(self.device)
                 with torch.no_grad():
                     activations = trunk(x.contiguous(memory_format=torch.channels_last))
@@ -187,8 +209,10 @@ class Predictor:
                     for target, cam in zip(per_image[i], row_maps):
                         label = spec.labels[target_index(target, row)]
                         explanations[label] = Explanation(label, cam, display, alpha)
-                    yield (_diagnosis(spec, probs[i], thr, explanations, display) if spec.multilabel
-                           else _screening(spec, probs[i], int(called[i]), explanations, display))
+                    result = (_diagnosis(spec, probs[i], thr, explanations, display) if spec.multilabel
+                              else _screening(spec, probs[i], int(called[i]), explanations, display))
+                    result.gate = verdicts[i]
+                    yield result
                 bar.update(len(chunk))
 
     def predict(self, images: Sequence[ImageSource], task: str, **options) -> list[Result]:
@@ -202,6 +226,20 @@ class Predictor:
         rows = [r.scores for r in self.iter_predict(images, task, explain="none", names=names,
                                                     batch_size=batch_size, progress=progress)]
         return np.stack(rows).astype(np.float64)
+
+    def check(self, image: ImageSource, name: str | None = None) -> GateVerdict | None:
+        """Read one image and run the radiograph check alone (no model): its verdict, or
+        NotARadiographError / ImageReadError. None when the gate is off."""
+        return self._check([read_xray(image, name)], [image], [name] if name else None)[0]
+
+    def _check(self, grays: list[np.ndarray], sources: Sequence, names: Sequence[str] | None):
+        if self.gate is None:
+            return [None] * len(grays)
+        verdicts = self.gate.verdicts(grays)
+        if self.gate_mode == "refuse":
+            for i, verdict in enumerate(verdicts):
+                raise_if_refused(verdict, names[i] if names else _source_name(sources[i]))
+        return verdicts
 
     # ---------------------------------------------------------------- one image
     def screen(self, image: ImageSource, explain: Explain = "predicted",
@@ -280,6 +318,10 @@ class Predictor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _source_name(source: ImageSource) -> str:
+    return os.path.basename(source) if isinstance(source, (str, os.PathLike)) else "image"
 
 
 def _display_image(gray: np.ndarray) -> np.ndarray:

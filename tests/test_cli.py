@@ -54,7 +54,8 @@ def test_predict_diagnosis_table_and_json(examples_dir, random_weights_dir):
     proc = run_cli("predict", "--task", "diagnosis", "--json", "--weights", str(random_weights_dir), image)
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(proc.stdout)
-    assert set(rec) == {"file", "task", "probabilities", "findings"}
+    assert set(rec) == {"file", "task", "probabilities", "findings", "radiograph_check"}
+    assert rec["radiograph_check"]["accepted"] and rec["radiograph_check"]["kind"] == "radiograph"
     assert list(rec["probabilities"]) == list(NIH_LABELS)
     assert set(rec["findings"]) == {l for l, p in rec["probabilities"].items() if p >= 0.5}
     table = run_cli("predict", "--task", "diagnosis", "--weights", str(random_weights_dir), image)
@@ -68,10 +69,12 @@ def test_no_weights_is_a_clear_refusal(examples_dir, tmp_path):
     assert "no screening checkpoint there" in proc.stderr and not proc.stdout
 
 
-def test_dicom_through_the_cli(random_weights_dir, tmp_path):
-    from tests.images import chest_like, dicom_file
+def test_dicom_through_the_cli(random_weights_dir, tmp_path, examples_dir):
+    from diachestxr import read_xray
+    from tests.images import dicom_file
 
-    path = dicom_file(tmp_path / "scan.dcm", chest_like().astype(np.uint16) * 16, photometric="MONOCHROME1")
+    gray = read_xray(examples_dir / "00002754_000.jpg")  # stored inverted, as MONOCHROME1 is
+    path = dicom_file(tmp_path / "scan.dcm", (255 - gray).astype(np.uint16) * 16, photometric="MONOCHROME1")
     proc = run_cli("predict", "--task", "screening", "--json", "--weights", str(random_weights_dir), str(path))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["label"] in SCREENING_CLASSES

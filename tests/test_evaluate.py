@@ -178,8 +178,12 @@ def test_evaluate_screening_writes_the_contract(screening_csv, random_weights_di
     metrics = evaluate_csv("screening", screening_csv, split="test", weights_dir=random_weights_dir,
                            out=out)
     assert json.loads(out.read_text()) == metrics
-    assert list(metrics) == SCREENING_KEYS + ["by_source"]  # the contract's keys come first
+    assert list(metrics) == SCREENING_KEYS + ["radiograph_check", "by_source"]  # contract first
     assert metrics["task"] == "screening" and metrics["n"] == 4
+    # noise images: every row is still predicted (metrics need them all), and every one is
+    # counted as a refusal of the radiograph check
+    assert metrics["radiograph_check"]["refused"] == 4
+    assert len(metrics["radiograph_check"]["refused_files"]) == 4
     by_source = metrics["by_source"]
     assert list(by_source) == ["kermany224", "nih"]
     assert [by_source[s]["n"] for s in by_source] == [2, 2]
@@ -216,7 +220,7 @@ def test_evaluate_diagnosis_uses_the_checkpoint_thresholds(diagnosis_csv, random
     plots = tmp_path / "plots"
     metrics = evaluate_csv("diagnosis", diagnosis_csv, weights_dir=weights,
                            out=tmp_path / "m.json", plots_dir=plots)
-    assert list(metrics) == DIAGNOSIS_KEYS + ["no_finding", "maps"]
+    assert list(metrics) == DIAGNOSIS_KEYS + ["no_finding", "maps", "radiograph_check"]
     assert metrics["n"] == 3 and metrics["labels"] == list(NIH_LABELS)
     # the one radiograph without findings crosses only Effusion's threshold of 0
     assert metrics["no_finding"] == {"n": 1, "findings_median": 1.0, "findings_mean": 1.0}

@@ -1,0 +1,194 @@
+"""A hostile-input corpus, written on the fly (no binary files are committed): what a public
+demo receives from people and from scripts. Used by the tests (reader, CLI, API) and by
+benchmarks/memory.py.
+
+`write_corpus(folder, radiograph)` writes every case and returns {file name: Case}; a case
+expects either a refusal whose message contains `refusal`, or a prediction (`refusal=None`).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from tests.images import dicom_file, png_bytes
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str  # what it stands for, for reports
+    refusal: str | None  # a substring of the expected message; None: a prediction is expected
+    heavy: bool = False  # large decoded size: kept out of the per-request API loop
+
+
+def _text_page(h: int = 1000, w: int = 800) -> np.ndarray:
+    pil = Image.new("L", (w, h), 250)
+    draw = ImageDraw.Draw(pil)
+    font = ImageFont.load_default(size=18)
+    for i, y in enumerate(range(30, h - 30, 30)):
+        draw.text((40, y), f"Line {i}: the patient report continues here with more words.", fill=20, font=font)
+    return np.asarray(pil)
+
+
+def _screenshot(xray: np.ndarray) -> np.ndarray:
+    pil = Image.new("L", (1280, 800), 240)
+    draw = ImageDraw.Draw(pil)
+    draw.rectangle((0, 0, 1280, 40), fill=60)
+    draw.rectangle((0, 40, 260, 800), fill=215)
+    font = ImageFont.load_default(size=16)
+    for i, y in enumerate(range(60, 780, 36)):
+        draw.text((16, y), f"Menu item {i}", fill=30, font=font)
+    for x in range(300, 1200, 150):
+        draw.rounded_rectangle((x, 700, x + 120, 740), radius=6, outline=40, fill=200)
+        draw.text((x + 20, 710), "Button", fill=30, font=font)
+    draw.text((20, 10), "Image viewer - study 12345", fill=250, font=font)
+    pil.paste(Image.fromarray(cv2.resize(xray, (560, 560), interpolation=cv2.INTER_AREA)), (480, 80))
+    return np.asarray(pil)
+
+
+def _gray_photo() -> np.ndarray:
+    from sklearn.datasets import load_sample_images
+
+    return cv2.cvtColor(load_sample_images().images[0], cv2.COLOR_RGB2GRAY)  # a temple
+
+
+def _png_with_text_bomb(arr: np.ndarray) -> bytes:
+    """A valid PNG with a zTXt chunk that inflates to 64 MB (past Pillow's text limit)."""
+    data = png_bytes(arr)
+    body = b"Comment\x00\x00" + zlib.compress(b"A" * (64 * 2**20), 9)
+    chunk = struct.pack(">I", len(body) - 0) + b"zTXt" + body
+    chunk += struct.pack(">I", zlib.crc32(b"zTXt" + body))
+    return data[:33] + chunk + data[33:]  # after the 8-byte signature and the 25-byte IHDR
+
+
+def _deflated_bomb(path: Path, side: int = 7000, frames: int = 20) -> None:
+    """7000x7000 16-bit, 20 frames of zeros, deflated: 2 MB on disk, 1.96 GB inflated.
+    The deflate stream is written in chunks, so making it costs no more memory than reading
+    it should."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, DigitalXRayImageStorageForPresentation, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows = ds.Columns = side
+    ds.NumberOfFrames, ds.SamplesPerPixel, ds.PhotometricInterpretation = frames, 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    head = DicomBytesIO()
+    head.is_little_endian, head.is_implicit_VR = True, False
+    write_file_meta_info(head, meta, enforce_standard=True)
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    n = side * side * 2 * frames
+    pixel_header = struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, n)
+    deflater = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+    zeros = bytes(16 * 2**20)
+    with path.open("wb") as f:
+        f.write(b"\0" * 128 + b"DICM" + head.getvalue())
+        f.write(deflater.compress(body.getvalue() + pixel_header))
+        for start in range(0, n, len(zeros)):
+            f.write(deflater.compress(zeros[: min(len(zeros), n - start)]))
+        f.write(deflater.flush())
+
+
+def _dicom_variant(path: Path, pixels: np.ndarray, **changes) -> None:
+    dicom_file(path, pixels.astype(np.uint16) * 16)
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    extra = changes.pop("extra_bytes", 0)
+    for tag in changes.pop("delete", ()):
+        delattr(ds, tag)
+    for key, value in changes.items():
+        setattr(ds, key, value)
+    if extra:
+        ds.PixelData = ds.PixelData + bytes(extra)
+    if "NumberOfFrames" in changes:
+        ds.PixelData = ds.PixelData * int(changes["NumberOfFrames"])
+    ds.save_as(str(path))
+
+
+def write_corpus(folder: Path, radiograph: np.ndarray) -> dict[str, Case]:
+    """Write every hostile case into `folder`; `radiograph` is a real frontal chest X-ray."""
+    folder.mkdir(parents=True, exist_ok=True)
+    xray = radiograph
+    rng = np.random.default_rng(0)
+    rasters: dict[str, tuple[Callable[[], bytes], Case]] = {
+        "noise_gray.png": (lambda: png_bytes(rng.integers(0, 256, (512, 512), dtype=np.uint8)),
+                           Case("noise", "noise")),
+        "photo_gray.jpg": (lambda: _jpeg(_gray_photo()), Case("photo", "photograph")),
+        "document.png": (lambda: png_bytes(_text_page()), Case("document", "document")),
+        "screenshot.png": (lambda: png_bytes(_screenshot(xray)), Case("screenshot", "screenshot")),
+        "near_black_one_pixel.png": (lambda: png_bytes(_one_bright_pixel()), Case("near-blank", "almost blank")),
+        "negative.png": (lambda: png_bytes(255 - xray), Case("negative", "negative")),
+        "strip.png": (lambda: png_bytes(cv2.resize(xray, (200, 800))[:, :]), Case("lateral proxy", "strip")),
+        "lateral_proxy.png": (lambda: png_bytes(_half_stretched(xray)), Case("lateral proxy", "lateral")),
+        "text_as.png": (lambda: b"just some text pretending to be an image\n" * 50,
+                        Case("not an image", "not a recognised image")),
+        "text_chunk_bomb.png": (lambda: _png_with_text_bomb(xray), Case("PNG text bomb", "damaged or malformed")),
+        "png_named.dcm": (lambda: png_bytes(xray), Case("PNG named .dcm", None)),
+        "blank_7000.png": (lambda: png_bytes(np.zeros((7000, 7000), np.uint8)),
+                           Case("49 MP blank PNG", "blank", heavy=True)),
+        "radiograph_6000.png": (lambda: png_bytes(cv2.resize(xray, (6000, 6000))),
+                                Case("36 MP radiograph PNG", None, heavy=True)),
+        "radiograph_6000.jpg": (lambda: _jpeg(cv2.resize(xray, (6000, 6000))),
+                                Case("36 MP radiograph JPEG", None, heavy=True)),
+    }
+    corpus = {}
+    for name, (make, case) in rasters.items():
+        (folder / name).write_bytes(make())
+        corpus[name] = case
+    pixels = cv2.resize(xray, (512, 512)) if max(xray.shape) > 512 else xray
+    dicoms = {
+        "long_pixels.dcm": (dict(extra_bytes=2**20), Case("DICOM pixel data 1 MB too long", None)),
+        "short_pixels.dcm": (None, Case("DICOM pixel data too short", "cannot decode")),
+        "rgb_as_mono2.dcm": (dict(SamplesPerPixel=3), Case("DICOM 3 samples, MONOCHROME2", "contradicts")),
+        "window_zero.dcm": (dict(WindowCenter=2048, WindowWidth=0), Case("DICOM WindowWidth 0", None)),
+        "no_rows.dcm": (dict(delete=("Rows", "Columns")), Case("DICOM without Rows/Columns", "lacks the Rows")),
+        "multiframe.dcm": (dict(NumberOfFrames=3), Case("DICOM 3 frames", None)),
+    }
+    for name, (changes, case) in dicoms.items():
+        path = folder / name
+        if changes is None:
+            dicom_file(path, pixels.astype(np.uint16) * 16)
+            data = path.read_bytes()
+            path.write_bytes(data[:-1000])  # the pixel data ends early
+        else:
+            _dicom_variant(path, pixels, **changes)
+        corpus[name] = case
+    _deflated_bomb(folder / "deflated_bomb.dcm")
+    corpus["deflated_bomb.dcm"] = Case("deflated DICOM, 20 x 49 MP", "inflates to more than", heavy=True)
+    return corpus
+
+
+def _jpeg(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _one_bright_pixel() -> np.ndarray:
+    arr = np.full((512, 512), 3, np.uint8)
+    arr[200, 300] = 255
+    return arr
+
+
+def _half_stretched(xray: np.ndarray) -> np.ndarray:
+    """One side of the chest stretched to the frame: one lung and the spine, as a lateral
+    view shows one silhouette (a proxy: no real lateral radiograph is available here)."""
+    half = xray[:, : xray.shape[1] * 2 // 5]
+    return cv2.resize(np.ascontiguousarray(half), (xray.shape[1], xray.shape[0]))
