@@ -52,6 +52,12 @@ RESULT_TTL_S = 3600
 WEAK_AUROC = 0.7  # below this test AUROC the tab warns that its outputs are mostly wrong
 NO_RESULT = "Upload an image (or click a sample) to see the 14 probabilities."
 PNG_COMPRESS_LEVEL = 1  # overlays: zlib level 1 encodes ~4x faster than Pillow's default 6
+TAB_TITLES = {"screening": "**COVID-19, Pneumonia or Normal** from one frontal chest radiograph.",
+              "diagnosis": "**The 14 NIH ChestX-ray14 findings** (several may apply) from one "
+                           "frontal chest radiograph."}
+COMPARE_HINT = ("Left of the handle: the radiograph; right: the heatmap (drag the handle to "
+                "compare). Warm colours mark the regions that raised this class's score.")
+COMPARE_LABEL = "Radiograph | heatmap"
 METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "xgradcam": "XGrad-CAM",
                 "hirescam": "HiResCAM", "layercam": "LayerCAM"}
 
@@ -196,21 +202,31 @@ def _screen_again(image: str | None, opacity: float, method: str, state: dict | 
 
 def _screen_clear():
     """UI only: forget the previous image's result (and error)."""
-    return (None, None, "", None, gr.DownloadButton(value=None, interactive=False),
+    return (None, None, None, "", None, gr.DownloadButton(value=None, interactive=False),
             gr.Radio(value=None, interactive=False), None, gr.Markdown("", visible=False))
 
 
-def _screen_view(state: dict | None):
-    """UI only: the label widget and the class picker after a run."""
+def _compare(state: dict, label: str, opacity: float) -> tuple[str, str]:
+    """UI only: (the radiograph, its heatmap for `label`) for a comparison slider, both at
+    the result's size. The radiograph's PNG is written once per result and kept in the
+    state (written again if the result folders' TTL removed it)."""
+    if not Path(state.get("original") or "").is_file():
+        state["original"] = _png(state["image"])
+    return state["original"], _overlay(state, label, opacity)
+
+
+def _screen_view(state: dict | None, opacity: float):
+    """UI only: the label widget, the class picker and the radiograph beside its heatmap
+    after a run."""
     if not state:
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), state
     result = state["result"]
     label = result["label"]
     caption = (f"Heatmap for **{label}**, the predicted class "
                f"({result['confidences'][label]:.0%}{_called_note(result)}). "
-               "Warm colours mark the regions that raised this class's score.")
+               + COMPARE_HINT)
     return (_label_file(result), gr.Radio(value=label, interactive=True), caption,
-            gr.DownloadButton(interactive=True))
+            gr.DownloadButton(interactive=True), _compare(state, label, opacity), state)
 
 
 def _label_file(result: dict) -> str:
@@ -241,10 +257,10 @@ def _screen_explain(label: str | None, opacity: float, state: dict | None):
     predicted = state["result"]["label"]
     p = state["result"]["confidences"][label]
     caption = (f"Heatmap for **{label}** ({p:.0%})"
-               + (", the predicted class." if label == predicted else
-                  f". The predicted class is **{predicted}**.")
-               + " Warm colours mark the regions that raised this class's score.")
-    return _overlay(state, label, opacity), caption, state
+               + (", the predicted class. " if label == predicted else
+                  f". The predicted class is **{predicted}**. ")
+               + COMPARE_HINT)
+    return _compare(state, label, opacity), caption, state
 
 
 # ----------------------------------------------------------------------------- diagnosis
@@ -333,7 +349,7 @@ def _diagnose_again(image: str | None, calibrated: bool, threshold: float, opaci
 def _diagnosis_clear():
     """UI only: forget the previous image's result (and error)."""
     return (NO_RESULT, "", None, None, gr.DownloadButton(value=None, interactive=False),
-            None, None, gr.Markdown("", visible=False))
+            None, gr.Dropdown(choices=D_PICK_CHOICES), None, gr.Markdown("", visible=False))
 
 
 def _failure(task: str):
@@ -381,12 +397,13 @@ def _diagnosis_view(state: dict | None):
             f"<div class='fill' style='width:{p * 100:.1f}%'></div>"
             f"<div class='thr' style='left:{thr[label] * 100:.1f}%'></div></div></td>"
             f"<td class='num'>{p:.1%}</td><td class='num thrnum'>{thr[label]:.2f}</td></tr>")
-    table = ("<table class='dx-table'><thead><tr><th>Label</th><th>Probability</th><th></th>"
-             "<th class='num'>Threshold</th></tr></thead><tbody>" + "".join(rows)
-             + "</tbody></table>"
+    table = ("<div class='dx-scroll'><table class='dx-table'><thead><tr><th>Label</th>"
+             "<th>Probability</th><th></th><th class='num'>Threshold</th></tr></thead><tbody>"
+             + "".join(rows)
+             + "</tbody></table></div>"
              "<p class='dx-legend'>▲ bold, orange: a finding (probability at or above its "
              "threshold). The black tick on each bar marks the threshold.</p>")
-    # open the gallery on the top-ranked map, large, with the others as thumbnails
+    # the top-ranked thumbnail highlighted: the slider shows its map
     return summary, table, gr.DownloadButton(interactive=True), gr.Gallery(selected_index=0)
 
 
@@ -405,20 +422,32 @@ def _operating_point(thresholds: dict[str, float]) -> str:
 
 
 def _diagnosis_pick(label: str | None, opacity: float, state: dict | None):
-    """UI only: the map for any label the user picks, from the maps already computed."""
-    if not state or not label:
-        return None, state
-    empty = not state["cams"][label].any()
-    return gr.Image(value=_overlay(state, label, opacity),
-                    label=f"Grad-CAM: {_short_caption(state['result'], label, empty)}"), state
+    """UI only: the radiograph beside the map of the label the user picked (by default the
+    most probable one), from the maps already computed. The picker lists every label with
+    its caption, most probable first, and names the label shown."""
+    if not state:
+        return gr.skip(), None, state
+    result = state["result"]
+    if label not in state["cams"]:
+        label = result["explained"][0]
+    choices = [(_short_caption(result, name, not state["cams"][name].any()), name)
+               for name in result["probabilities"]]
+    return gr.Dropdown(choices=choices, value=label), _compare(state, label, opacity), state
+
+
+def _diagnosis_select(evt: gr.SelectData, opacity: float, state: dict | None):
+    """UI only: a click on a gallery thumbnail shows that label beside the radiograph."""
+    if not state or evt.index is None:
+        return gr.skip(), gr.skip(), state
+    return _diagnosis_pick(state["result"]["explained"][evt.index], opacity, state)
 
 
 def _diagnosis_opacity(label: str | None, opacity: float, state: dict | None):
     """UI only: new overlay opacity, from the maps already computed."""
     if not state:
-        return gr.skip(), gr.skip()
-    picked = _overlay(state, label, opacity) if label and label in state["cams"] else gr.skip()
-    return _gallery(state, opacity), picked
+        return gr.skip(), gr.skip(), state
+    _, compare, state = _diagnosis_pick(label, opacity, state)
+    return _gallery(state, opacity), compare, state
 
 
 # ------------------------------------------------------------------------------- layout
@@ -504,13 +533,39 @@ COLOUR_BAR = ("<div class='cbar'><span>low</span><div class='cbar-ramp'></div><s
               "<div class='cbar-note'>how much a region raised the score of the class shown; "
               "no colour: an empty map</div>")
 
+
+def _scroll_js(elem_id: str, whole: bool = False) -> str:
+    """UI only, in the browser: bring a result to the top of the window if it starts below
+    its middle (on a phone the columns stack and the result lands below the sample images;
+    on a wide screen it is already beside the upload and nothing moves); whole=True: bring
+    a short element (an error) fully into view if any of it is outside."""
+    test = ("r.top < 0 || r.bottom > window.innerHeight" if whole else
+            "r.top < 0 || r.top > window.innerHeight / 2")
+    block = "nearest" if whole else "start"
+    return (f"() => {{ const el = document.getElementById('{elem_id}'); if (!el) return;"
+            f" const r = el.getBoundingClientRect(); if ({test})"
+            f" el.scrollIntoView({{behavior: 'smooth', block: '{block}'}}); }}")
+
+
 CSS = """
 .cbar { display: flex; align-items: center; gap: 6px; font-size: 0.8em; }
 .cbar-ramp { flex: 1; height: 10px; border-radius: 5px; background: linear-gradient(90deg,
     #00007f, #0000ff, #007fff, #00ffff, #7fff7f, #ffff00, #ff7f00, #ff0000, #7f0000); }
 .cbar-note { font-size: 0.75em; opacity: 0.75; margin-top: 2px; }
+/* comparison sliders: the image starts below the label instead of under it */
+.compare .image-container { padding-top: 38px; }
+.compare .image-container > .icon-button-wrapper { top: 6px; }
+.compare > label[data-testid=block-label] { max-width: calc(100% - 80px); white-space: normal; }
+#screen-result, #diagnose-result { scroll-margin-top: 8px; }
+/* gallery: one row of thumbnails, as tall as they are (Gradio's "auto" keeps 320 px) */
+#diagnose-gallery .grid-wrap { min-height: 0; max-height: none; overflow-y: visible; }
+/* gallery thumbnails: the whole caption, under the image's lower edge, not clipped */
+#diagnose-gallery .caption-label { left: 0; right: 0; bottom: 0; max-width: 100%; opacity: 0.9;
+    white-space: normal; font-size: 0.75em; text-align: center; border-radius: 0; }
 .error-box { border: 1px solid #dc2626; background: #fef2f2; border-radius: 6px; padding: 6px 10px; }
 .error-box .md, .error-box p { color: #991b1b; margin: 0; }
+/* Gradio puts the class on the block and again on the text inside: one box, not two */
+.error-box .error-box { border: 0; background: none; padding: 0; }
 .dark .error-box { background: #3b1111; border-color: #f87171; }
 .dark .error-box .md, .dark .error-box p { color: #fecaca; }
 #notice { background: #fff4e5; border: 1px solid #f0b35b; padding: 8px 14px; }
@@ -540,7 +595,21 @@ CSS = """
 .dark #diagnose-table tr.hit td { color: #fb923c; }
 #diagnose-table tr.hit .fill { background: #ea580c; }
 #diagnose-table .dx-legend { font-size: 0.8em; opacity: 0.75; margin: 6px 0 0 0; }
+#diagnose-table .dx-scroll { overflow-x: auto; }
+/* the file box's label wraps instead of running under its clear (x) button */
+#screen-file > label[data-testid=block-label], #diagnose-file > label[data-testid=block-label] {
+    max-width: calc(100% - 48px); white-space: normal; }
+/* phones: a narrower table (the threshold column stays on screen), tighter page margins */
+@media (max-width: 640px) {
+    #diagnose-table .dx-table { padding: 0; font-size: 0.85em; }
+    #diagnose-table .dx-table td.bar { min-width: 30px; width: 20%; }
+    #diagnose-table .dx-table td.name { white-space: normal; }
+    #diagnose-table .dx-table th, #diagnose-table .dx-table td { padding: 3px 3px; }
+}
 """
+
+# the label picker before a result: every label, in the model's order
+D_PICK_CHOICES = [(_pretty(label), label) for label in get_spec("diagnosis").labels]
 
 THEME = gr.themes.Soft(primary_hue="blue", font=["ui-sans-serif", "system-ui", "sans-serif"],
                        font_mono=["ui-monospace", "monospace"])  # no web-font download
@@ -554,136 +623,167 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
                 elem_id="notice")
 
     # ---------------------------------------------------------------- screening tab
-    with gr.Tab("Screening: COVID-19 / Pneumonia / Normal", id="screening"):
-        gr.Markdown(_model_markdown("screening"), elem_classes=["small"])
-        s_state = gr.State()
-        with gr.Row():
-            with gr.Column(scale=4, min_width=280):
-                s_file, s_run, s_error, s_examples = _upload("screening", "Screen this X-ray", "screen")
-            with gr.Column(scale=5, min_width=320):
-                s_overlay = gr.Image(label="Grad-CAM heatmap", type="numpy", format="png",
-                                     interactive=False, height=420, elem_id="screen-overlay",
-                                     buttons=["download", "fullscreen"])
-                s_caption = gr.Markdown(elem_classes=["small"], elem_id="screen-caption")
-                gr.HTML(COLOUR_BAR)
-            with gr.Column(scale=4, min_width=280):
-                s_label = gr.Label(label="Prediction", num_top_classes=3, elem_id="screen-label")
-                s_class = gr.Radio(choices=list(get_spec("screening").labels),
-                                   label="Show the heatmap for", interactive=False,
-                                   elem_id="screen-class")
-                s_alpha = gr.Slider(0.0, 1.0, value=DEFAULT_ALPHA, step=0.05,
-                                    label="Heatmap opacity", elem_id="screen-alpha")
-                s_method = _method_choice("screen")
-                s_download = gr.DownloadButton("Download result (JSON)", interactive=False,
-                                               elem_id="screen-download")
-                with gr.Accordion("Result as JSON (what the /screen API returns)", open=False):
-                    s_json = gr.JSON(label="result", show_label=False)
-        with gr.Accordion("About the screening model", open=False):
-            gr.Markdown(_model_card("screening"))
+    # short labels: both tabs fit a phone's width (longer ones went behind a "⋯" menu)
+    with gr.Tabs(overflow_behavior="wrap"):
+        with gr.Tab("Screening", id="screening"):
+            gr.Markdown(f"{TAB_TITLES['screening']}  \n{_model_markdown('screening')}",
+                        elem_classes=["small"])
+            s_state = gr.State()
+            with gr.Row():
+                with gr.Column(scale=4, min_width=280):
+                    s_file, s_run, s_error, s_examples = _upload("screening", "Screen this X-ray",
+                                                                 "screen")
+                with gr.Column(scale=5, min_width=320, elem_id="screen-result"):
+                    # the API's overlay (the predicted class's heatmap); the page shows the
+                    # radiograph beside the heatmap instead, in the slider below
+                    s_overlay = gr.Image(label="Grad-CAM heatmap", type="numpy", format="png",
+                                         interactive=False, visible=False, elem_id="screen-overlay")
+                    # download: the heatmap (the slider's second image)
+                    s_compare = gr.ImageSlider(label=COMPARE_LABEL, type="filepath",
+                                               format="png", interactive=False, max_height=420,
+                                               buttons=["download", "fullscreen"],
+                                               elem_id="screen-compare", elem_classes=["compare"])
+                    s_caption = gr.Markdown(elem_classes=["small"], elem_id="screen-caption")
+                    gr.HTML(COLOUR_BAR)
+                with gr.Column(scale=4, min_width=280):
+                    s_label = gr.Label(label="Prediction", num_top_classes=3,
+                                       elem_id="screen-label")
+                    s_class = gr.Radio(choices=list(get_spec("screening").labels),
+                                       label="Show the heatmap for", interactive=False,
+                                       elem_id="screen-class")
+                    s_alpha = gr.Slider(0.0, 1.0, value=DEFAULT_ALPHA, step=0.05,
+                                        label="Heatmap opacity", elem_id="screen-alpha")
+                    s_method = _method_choice("screen")
+                    s_download = gr.DownloadButton("Download result (JSON)", interactive=False,
+                                                   elem_id="screen-download")
+                    with gr.Accordion("Result as JSON (what the /screen API returns)", open=False):
+                        s_json = gr.JSON(label="result", show_label=False)
+            with gr.Accordion("About the screening model", open=False):
+                gr.Markdown(_model_card("screening"))
 
-        # new input: clear the old result first (so an error never sits beside a stale one),
-        # then the API step, then the UI-only views
-        s_results = [s_label, s_overlay, s_caption, s_json, s_download, s_class, s_state, s_error]
-        s_clear = dict(fn=_screen_clear, outputs=s_results, queue=False, api_visibility="private")
-        s_step = dict(fn=screen, inputs=[s_file, s_alpha, s_method],
-                      outputs=[s_json, s_overlay, s_download, s_state])
-        s_view = dict(fn=_screen_view, inputs=[s_state],
-                      outputs=[s_label, s_class, s_caption, s_download], api_visibility="private")
-        s_failed = dict(fn=_failure("screening"), inputs=[s_file], outputs=[s_error],
-                        queue=False, api_visibility="private")
-        step = gr.on([s_run.click, s_file.upload], **s_clear).then(**s_step, api_name="screen")
-        step.success(**s_view)
-        step.failure(**s_failed)
-        if s_examples is not None:
-            step = s_examples.load_input_event.then(**s_clear).then(**s_step, api_visibility="private")
-            step.success(**s_view)
-            step.failure(**s_failed)
-        s_file.clear(**s_clear)
-        s_method.input(_screen_again, inputs=[s_file, s_alpha, s_method, s_state],
-                       outputs=[s_json, s_overlay, s_download, s_state],
-                       api_visibility="private").success(**s_view)
-        s_class.input(_screen_explain, inputs=[s_class, s_alpha, s_state],
-                      outputs=[s_overlay, s_caption, s_state], api_visibility="private")
-        s_alpha.release(_screen_explain, inputs=[s_class, s_alpha, s_state],
-                        outputs=[s_overlay, s_caption, s_state], api_visibility="private")
+            # new input: clear the old result first (so an error never sits beside a stale one),
+            # then the API step, then the UI-only views
+            s_results = [s_label, s_overlay, s_compare, s_caption, s_json, s_download, s_class,
+                         s_state, s_error]
+            s_clear = dict(fn=_screen_clear, outputs=s_results, queue=False,
+                           api_visibility="private")
+            s_step = dict(fn=screen, inputs=[s_file, s_alpha, s_method],
+                          outputs=[s_json, s_overlay, s_download, s_state])
+            s_view = dict(fn=_screen_view, inputs=[s_state, s_alpha], api_visibility="private",
+                          outputs=[s_label, s_class, s_caption, s_download, s_compare, s_state])
+            s_scroll = dict(fn=None, js=_scroll_js("screen-result"))
+            s_scroll_error = dict(fn=None, js=_scroll_js("screen-error", whole=True))
+            s_failed = dict(fn=_failure("screening"), inputs=[s_file], outputs=[s_error],
+                            queue=False, api_visibility="private")
+            step = gr.on([s_run.click, s_file.upload], **s_clear).then(**s_step, api_name="screen")
+            step.success(**s_view).then(**s_scroll)
+            step.failure(**s_failed).then(**s_scroll_error)
+            if s_examples is not None:
+                step = s_examples.load_input_event.then(**s_clear).then(
+                    **s_step, api_visibility="private")
+                step.success(**s_view).then(**s_scroll)
+                step.failure(**s_failed).then(**s_scroll_error)
+            s_file.clear(**s_clear)
+            s_method.input(_screen_again, inputs=[s_file, s_alpha, s_method, s_state],
+                           outputs=[s_json, s_overlay, s_download, s_state],
+                           api_visibility="private").success(**s_view)
+            s_class.input(_screen_explain, inputs=[s_class, s_alpha, s_state],
+                          outputs=[s_compare, s_caption, s_state], api_visibility="private")
+            s_alpha.release(_screen_explain, inputs=[s_class, s_alpha, s_state],
+                            outputs=[s_compare, s_caption, s_state], api_visibility="private")
 
-    # ---------------------------------------------------------------- diagnosis tab
-    with gr.Tab("Diagnosis: 14 NIH findings", id="diagnosis"):
-        gr.Markdown(_model_markdown("diagnosis"), elem_classes=["small"])
-        d_state = gr.State()
-        with gr.Row():
-            with gr.Column(scale=4, min_width=280):
-                d_file, d_run, d_error, d_examples = _upload("diagnosis", "Diagnose this X-ray",
-                                                             "diagnose")
-                with gr.Accordion("Decision thresholds", open=False):
-                    d_calibrated = gr.Checkbox(value=True, elem_id="diagnose-calibrated",
-                                               label="Use the calibrated per-label thresholds")
-                    d_threshold = gr.Slider(0.01, 0.99, value=0.5, step=0.01, interactive=False,
-                                            label="One threshold for every label",
-                                            elem_id="diagnose-threshold")
-                d_alpha = gr.Slider(0.0, 1.0, value=DEFAULT_ALPHA, step=0.05,
-                                    label="Heatmap opacity", elem_id="diagnose-alpha")
-                d_method = _method_choice("diagnose")
-            with gr.Column(scale=5, min_width=320):
-                d_summary = gr.Markdown(NO_RESULT, elem_id="diagnose-summary")
-                d_table = gr.HTML(elem_id="diagnose-table")
-                d_download = gr.DownloadButton("Download result (JSON)", interactive=False,
-                                               elem_id="diagnose-download")
-                with gr.Accordion("Result as JSON (what the /diagnose API returns)", open=False):
-                    d_json = gr.JSON(label="result", show_label=False)
-            with gr.Column(scale=5, min_width=320):
-                gr.Markdown("**Heatmaps of the most probable labels** (▲ = finding; click a "
-                            "thumbnail to switch)", elem_classes=["small"])
-                d_gallery = gr.Gallery(label="Heatmaps: the most probable labels", format="png",
-                                       columns=3, height=420, object_fit="contain",
-                                       interactive=False, buttons=["download", "fullscreen"],
-                                       elem_id="diagnose-gallery")
-                gr.HTML(COLOUR_BAR)
-                d_pick = gr.Dropdown(choices=[(_pretty(label), label)
-                                              for label in get_spec("diagnosis").labels],
-                                     value=None, label="Grad-CAM for any label",
-                                     elem_id="diagnose-pick")
-                d_pick_image = gr.Image(label="Grad-CAM for the chosen label", type="numpy",
-                                        format="png", interactive=False, height=280,
-                                        buttons=["download", "fullscreen"],
-                                        elem_id="diagnose-pick-image")
-        with gr.Accordion("About the diagnosis model", open=False):
-            gr.Markdown(_model_card("diagnosis"))
+        # ---------------------------------------------------------------- diagnosis tab
+        with gr.Tab("Diagnosis", id="diagnosis"):
+            gr.Markdown(f"{TAB_TITLES['diagnosis']}  \n{_model_markdown('diagnosis')}",
+                        elem_classes=["small"])
+            d_state = gr.State()
+            with gr.Row():
+                with gr.Column(scale=4, min_width=280):
+                    d_file, d_run, d_error, d_examples = _upload("diagnosis", "Diagnose this X-ray",
+                                                                 "diagnose")
+                    with gr.Accordion("Decision thresholds", open=False):
+                        d_calibrated = gr.Checkbox(value=True, elem_id="diagnose-calibrated",
+                                                   label="Use the calibrated per-label thresholds")
+                        d_threshold = gr.Slider(0.01, 0.99, value=0.5, step=0.01, interactive=False,
+                                                label="One threshold for every label",
+                                                elem_id="diagnose-threshold")
+                    d_alpha = gr.Slider(0.0, 1.0, value=DEFAULT_ALPHA, step=0.05,
+                                        label="Heatmap opacity", elem_id="diagnose-alpha")
+                    d_method = _method_choice("diagnose")
+                with gr.Column(scale=5, min_width=320, elem_id="diagnose-result"):
+                    d_summary = gr.Markdown(NO_RESULT, elem_id="diagnose-summary")
+                    d_table = gr.HTML(elem_id="diagnose-table")
+                    d_download = gr.DownloadButton("Download result (JSON)", interactive=False,
+                                                   elem_id="diagnose-download")
+                    with gr.Accordion("Result as JSON (what the /diagnose API returns)",
+                                      open=False):
+                        d_json = gr.JSON(label="result", show_label=False)
+                with gr.Column(scale=5, min_width=320):
+                    # the radiograph beside one label's heatmap (the most probable first)
+                    d_pick = gr.Dropdown(choices=D_PICK_CHOICES, value=None,
+                                         label="Show the heatmap for (any label)",
+                                         elem_id="diagnose-pick")
+                    d_pick_image = gr.ImageSlider(label=COMPARE_LABEL, type="filepath",
+                                                  format="png", interactive=False,
+                                                  max_height=400,
+                                                  buttons=["download", "fullscreen"],
+                                                  elem_id="diagnose-compare",
+                                                  elem_classes=["compare"])
+                    gr.Markdown("Left of the handle: the radiograph; right: the heatmap (drag the "
+                                "handle to compare).", elem_classes=["small"])
+                    gr.HTML(COLOUR_BAR)
+                    # the API's overlays: the most probable labels; a click shows one above
+                    gr.Markdown("**Heatmaps of the most probable labels** (▲ = finding): click "
+                                "one to see it beside the radiograph", elem_classes=["small"])
+                    d_gallery = gr.Gallery(label="Heatmaps of the most probable labels",
+                                           show_label=False, format="png", columns=3, height="auto",
+                                           object_fit="contain", allow_preview=False,
+                                           buttons=[], interactive=False,
+                                           elem_id="diagnose-gallery")
+            with gr.Accordion("About the diagnosis model", open=False):
+                gr.Markdown(_model_card("diagnosis"))
 
-        d_outputs = [d_json, d_gallery, d_download, d_state]
-        d_results = [d_summary, d_table, d_json, d_gallery, d_download, d_pick_image, d_state,
-                     d_error]
-        d_clear = dict(fn=_diagnosis_clear, outputs=d_results, queue=False,
-                       api_visibility="private")
-        d_step = dict(fn=diagnose, inputs=[d_file, d_calibrated, d_threshold, d_alpha, d_method],
-                      outputs=d_outputs)
-        d_after = [dict(fn=_diagnosis_view, inputs=[d_state], api_visibility="private",
-                        outputs=[d_summary, d_table, d_download, d_gallery]),
-                   dict(fn=_diagnosis_pick, inputs=[d_pick, d_alpha, d_state],
-                        outputs=[d_pick_image, d_state], api_visibility="private")]
-        d_failed = dict(fn=_failure("diagnosis"), inputs=[d_file], outputs=[d_error],
-                        queue=False, api_visibility="private")
-        step = gr.on([d_run.click, d_file.upload], **d_clear).then(**d_step, api_name="diagnose")
-        step.success(**d_after[0]).success(**d_after[1])
-        step.failure(**d_failed)
-        if d_examples is not None:
-            step = d_examples.load_input_event.then(**d_clear).then(**d_step, api_visibility="private")
-            step.success(**d_after[0]).success(**d_after[1])
-            step.failure(**d_failed)
-        d_file.clear(**d_clear)
-        d_calibrated.input(lambda calibrated: gr.Slider(interactive=not calibrated),
-                           inputs=[d_calibrated], outputs=[d_threshold], api_visibility="private")
-        gr.on([d_calibrated.input, d_threshold.release], _rethreshold,
-              inputs=[d_calibrated, d_threshold, d_alpha, d_state], outputs=d_outputs,
-              api_visibility="private").success(**d_after[0]).success(**d_after[1])
-        d_method.input(_diagnose_again, inputs=[d_file, d_calibrated, d_threshold, d_alpha,
-                                                d_method, d_state],
-                       outputs=d_outputs, api_visibility="private").success(
-            **d_after[0]).success(**d_after[1])
-        d_pick.input(_diagnosis_pick, inputs=[d_pick, d_alpha, d_state],
-                     outputs=[d_pick_image, d_state], api_visibility="private")
-        d_alpha.release(_diagnosis_opacity, inputs=[d_pick, d_alpha, d_state],
-                        outputs=[d_gallery, d_pick_image], api_visibility="private")
+            d_outputs = [d_json, d_gallery, d_download, d_state]
+            d_results = [d_summary, d_table, d_json, d_gallery, d_download, d_pick_image, d_pick,
+                         d_state, d_error]
+            d_clear = dict(fn=_diagnosis_clear, outputs=d_results, queue=False,
+                           api_visibility="private")
+            d_step = dict(fn=diagnose, outputs=d_outputs,
+                          inputs=[d_file, d_calibrated, d_threshold, d_alpha, d_method])
+            d_after = [dict(fn=_diagnosis_view, inputs=[d_state], api_visibility="private",
+                            outputs=[d_summary, d_table, d_download, d_gallery]),
+                       dict(fn=_diagnosis_pick, inputs=[d_pick, d_alpha, d_state],
+                            outputs=[d_pick, d_pick_image, d_state], api_visibility="private")]
+            d_failed = dict(fn=_failure("diagnosis"), inputs=[d_file], outputs=[d_error],
+                            queue=False, api_visibility="private")
+            d_scroll = dict(fn=None, js=_scroll_js("diagnose-result"))
+            d_scroll_error = dict(fn=None, js=_scroll_js("diagnose-error", whole=True))
+            step = gr.on([d_run.click, d_file.upload], **d_clear).then(**d_step,
+                                                                        api_name="diagnose")
+            step.success(**d_after[0]).success(**d_after[1]).then(**d_scroll)
+            step.failure(**d_failed).then(**d_scroll_error)
+            if d_examples is not None:
+                step = d_examples.load_input_event.then(**d_clear).then(
+                    **d_step, api_visibility="private")
+                step.success(**d_after[0]).success(**d_after[1]).then(**d_scroll)
+                step.failure(**d_failed).then(**d_scroll_error)
+            d_file.clear(**d_clear)
+            d_calibrated.input(lambda calibrated: gr.Slider(interactive=not calibrated),
+                               inputs=[d_calibrated], outputs=[d_threshold],
+                               api_visibility="private")
+            gr.on([d_calibrated.input, d_threshold.release], _rethreshold,
+                  inputs=[d_calibrated, d_threshold, d_alpha, d_state], outputs=d_outputs,
+                  api_visibility="private").success(**d_after[0]).success(**d_after[1])
+            d_method.input(_diagnose_again, inputs=[d_file, d_calibrated, d_threshold, d_alpha,
+                                                    d_method, d_state],
+                           outputs=d_outputs, api_visibility="private").success(
+                **d_after[0]).success(**d_after[1])
+            d_pick.input(_diagnosis_pick, inputs=[d_pick, d_alpha, d_state],
+                         outputs=[d_pick, d_pick_image, d_state], api_visibility="private")
+            d_alpha.release(_diagnosis_opacity, inputs=[d_pick, d_alpha, d_state],
+                            outputs=[d_gallery, d_pick_image, d_state], api_visibility="private")
+            d_gallery.select(_diagnosis_select, inputs=[d_alpha, d_state],
+                             outputs=[d_pick, d_pick_image, d_state], api_visibility="private")
 
     gr.Markdown(f"DiaChestXR {__version__} · {DISCLAIMER} · Use the API: `/screen` and "
                 "`/diagnose` (link at the bottom of the page).", elem_classes=["small"])

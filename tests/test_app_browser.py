@@ -1,6 +1,9 @@
-"""The real app in a real headless browser (Debian's chromium, driven by Playwright).
+"""The real app in a real headless browser (Debian's chromium, driven by Playwright), at a
+laptop's size (1366x768) and a phone's (390x844).
 
-Screenshots of both tabs go to test-output/app-browser/ (gitignored); the paths are printed.
+Screenshots of every step go to test-output/app-browser/ (gitignored); the paths are printed.
+With DIACHESTXR_UPDATE_DOCS=1 the laptop-size screenshots of both tabs with a result are also
+written, downscaled and quantised, to docs/screening.png and docs/diagnosis.png (the README's).
 Never runs `playwright install`: the browser is the system's /usr/bin/chromium.
 """
 
@@ -19,8 +22,14 @@ CHROMIUM = os.environ.get("DIACHESTXR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 OUTPUT = ROOT / "test-output" / "app-browser"
-VIEWPORT = {"width": 1366, "height": 768}  # a common laptop screen
+DOCS = ROOT / "docs"
+UPDATE_DOCS = os.environ.get("DIACHESTXR_UPDATE_DOCS") == "1"
+DOCS_WIDTH = 1000  # px: the README's screenshots, downscaled from the laptop's 1366
+DOCS_MAX_BYTES = 300_000
+VIEWPORTS = {"laptop": {"width": 1366, "height": 768},  # a common laptop screen
+             "phone": {"width": 390, "height": 844}}  # a common phone (CSS pixels)
 RESULT_TIMEOUT_MS = 90_000
+ERROR_KEPT_MS = 6_000  # longer than the error toast stays
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +45,14 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(params=list(VIEWPORTS))
+def viewport(request) -> str:
+    return request.param
+
+
 @pytest.fixture()
-def page(browser, app_url):
-    context = browser.new_context(viewport=VIEWPORT)
+def page(browser, app_url, viewport):
+    context = browser.new_context(viewport=VIEWPORTS[viewport])
     page = context.new_page()
     page.set_default_timeout(RESULT_TIMEOUT_MS)
     page.goto(app_url)
@@ -61,18 +75,123 @@ def screenshot(page, output_dir: Path, name: str, full_page: bool = True) -> Pat
     return path
 
 
-def test_page_shows_notice_tabs_and_models(page):
+def docs_screenshot(source: Path, name: str) -> None:
+    """The README's copy of a laptop-size screenshot: downscaled to DOCS_WIDTH and
+    quantised to 256 colours (fast octree: it keeps the heatmaps' and the colour bar's hues,
+    where median cut turned them into bands of brown), about 100 KB instead of 450."""
+    from PIL import Image
+
+    with Image.open(source) as im:
+        im = im.convert("RGB")
+        im = im.resize((DOCS_WIDTH, round(im.height * DOCS_WIDTH / im.width)), Image.LANCZOS)
+        im = im.quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+        DOCS.mkdir(exist_ok=True)
+        out = DOCS / f"{name}.png"
+        im.save(out, optimize=True)
+    assert out.stat().st_size < DOCS_MAX_BYTES, f"{out}: {out.stat().st_size} bytes"
+    print(f"docs screenshot: {out} ({out.stat().st_size // 1000} KB)")
+
+
+def box(locator) -> dict:
+    """The element's rectangle in the viewport (CSS px), and the viewport's height."""
+    return locator.evaluate("e => { const r = e.getBoundingClientRect(); return {top: r.top,"
+                            " bottom: r.bottom, left: r.left, right: r.right,"
+                            " height: window.innerHeight, width: window.innerWidth}; }")
+
+
+def wait_in_view(page, selector: str, min_px: int = 150) -> None:
+    """Wait until at least min_px of the element's height is inside the viewport (the app
+    scrolls a new result into view, smoothly)."""
+    page.wait_for_function(
+        "([sel, min]) => { const e = document.querySelector(sel); if (!e) return false;"
+        " const r = e.getBoundingClientRect();"
+        " return Math.min(r.bottom, window.innerHeight) - Math.max(r.top, 0) >= min; }",
+        arg=[selector, min_px], timeout=10_000)
+    last = None  # then let the smooth scroll finish, so screenshots show where it stops
+    for _ in range(40):
+        now = page.evaluate("window.scrollY")
+        if now == last:
+            break
+        last = now
+        page.wait_for_timeout(150)
+
+
+def assert_apart(a: dict, b: dict) -> None:
+    """Two rectangles do not overlap."""
+    assert (a["right"] <= b["left"] or b["right"] <= a["left"]
+            or a["bottom"] <= b["top"] or b["bottom"] <= a["top"]), (a, b)
+
+
+def assert_file_label_clear(page, prefix: str) -> None:
+    """The file box's label is not under its clear (x) button (it was, on a phone)."""
+    file_box = page.locator(f"#{prefix}-file")
+    assert_apart(box(file_box.locator("label[data-testid=block-label]")),
+                 box(file_box.get_by_role("button", name="Clear")))
+
+
+def assert_compare_loaded(page, selector: str, min_width: int) -> None:
+    """The comparison slider shows the radiograph and its heatmap, both loaded, the image
+    at least min_width px wide however small the input is."""
+    images = page.locator(f"{selector} img[data-testid=imageslider-image]")
+    images.nth(1).wait_for()
+    page.wait_for_function(
+        "sel => { const im = document.querySelectorAll(sel + ' img[data-testid=imageslider-image]');"
+        " return im.length === 2 && [...im].every(i => i.complete && i.naturalWidth > 0); }",
+        arg=selector)
+    sources = {images.nth(i).get_attribute("src") for i in range(2)}
+    assert len(sources) == 2, "the slider should compare two different images"
+    width = images.first.evaluate("img => img.getBoundingClientRect().width")
+    assert width >= min_width, f"the image is drawn {width:.0f} px wide"
+
+
+def wait_heatmap_changed(page, selector: str, before: str | None) -> None:
+    """Wait until the slider's heatmap (its second image) is a new one, loaded, and the
+    event that drew it is over."""
+    page.wait_for_function(
+        "([sel, before]) => { const im = document.querySelectorAll(sel + ' img');"
+        " return im.length === 2 && im[1].src !== before && im[1].complete"
+        " && im[1].naturalWidth > 0; }", arg=[selector, before])
+    page.locator(f"{selector} [data-testid=status-tracker].hide").wait_for(state="attached")
+
+
+def wait_picked(page, label: str) -> None:
+    """Wait until the diagnosis label picker names `label` (it is updated with the slider,
+    but the input's text can follow a moment later)."""
+    page.wait_for_function(
+        "want => (document.querySelector('#diagnose-pick input')?.value || '').includes(want)",
+        arg=label, timeout=10_000)
+
+
+def readable_width(viewport: str) -> int:
+    """How wide (CSS px) an explanation must be drawn: most of a phone's width, or a
+    third of a laptop's."""
+    return 300 if viewport == "phone" else 380
+
+
+def test_page_shows_notice_tabs_and_models(page, viewport, output_dir):
     assert page.locator("#notice").get_by_text("not for clinical use").is_visible()
-    assert page.get_by_role("tab", name="Diagnosis").is_visible()
+    # both tabs on screen, labels whole: no "..." overflow menu, no ellipsis (on a phone the
+    # Diagnosis tab used to hide behind a menu)
+    for name in ("Screening", "Diagnosis"):
+        tab = page.get_by_role("tab", name=name)
+        assert tab.is_visible()
+        rect = box(tab)
+        assert 0 <= rect["left"] and rect["right"] <= rect["width"], (name, rect)
+        assert tab.evaluate("e => e.scrollWidth <= e.clientWidth"), f"{name} tab label is cut"
+    assert page.locator(".overflow-menu:visible").count() == 0
     assert page.get_by_text("weights from the checkpoint bundled with the app").first.is_visible()
+    screenshot(page, output_dir, f"start-{viewport}", full_page=False)
     # the model card is rendered Markdown (headings, the exact command), not a JSON dump
     page.get_by_text("About the screening model").click()
-    page.get_by_role("heading", name="Training data").first.wait_for()
+    heading = page.get_by_role("heading", name="Training data").first
+    heading.wait_for()
     assert page.get_by_text("Exact command:").first.is_visible()
     assert page.get_by_text('"per_class"').count() == 0
+    heading.scroll_into_view_if_needed()
+    screenshot(page, output_dir, f"model-card-{viewport}", full_page=False)
 
 
-def test_screening_tab(page, examples_dir, output_dir):
+def test_screening_tab(page, viewport, examples_dir, output_dir, tmp_path):
     upload = page.locator("#screen-file input[type=file]")
     upload.set_input_files(str(examples_dir / "4fed5061.jpg"))
     label = page.locator("#screen-label")
@@ -83,28 +202,53 @@ def test_screening_tab(page, examples_dir, output_dir):
     assert predicted in SCREENING_CLASSES
     for cls in SCREENING_CLASSES:
         assert label.get_by_text(cls).first.is_visible()
-    heatmap = page.locator("#screen-overlay img")
-    heatmap.wait_for()
-    assert heatmap.evaluate("img => img.complete && img.naturalWidth") > 0
+    assert_compare_loaded(page, "#screen-compare", readable_width(viewport))
     page.locator("#screen-caption").get_by_text(f"Heatmap for {predicted}").wait_for()
-    screenshot(page, output_dir, "screening")
+    # the result is on screen after the upload (on a phone the app scrolls to it)
+    wait_in_view(page, "#screen-compare")
+    if viewport == "phone":
+        wait_in_view(page, "#screen-label [data-testid=label-output-value]", min_px=20)
+    assert_file_label_clear(page, "screen")
+    screenshot(page, output_dir, f"screening-{viewport}-view", full_page=False)
+    path = screenshot(page, output_dir, f"screening-{viewport}")
+    if UPDATE_DOCS and viewport == "laptop":
+        docs_screenshot(path, "screening")
 
     # the map for another class, on request
     other = next(c for c in SCREENING_CLASSES if c != predicted)
+    before = page.locator("#screen-compare img").nth(1).get_attribute("src")
     page.locator("#screen-class").get_by_text(other).click()
     page.locator("#screen-caption").get_by_text(f"Heatmap for {other}").wait_for()
+    wait_heatmap_changed(page, "#screen-compare", before)
 
     # a sample image: one click loads and analyses it
-    before = heatmap.get_attribute("src")
+    page.evaluate("window.scrollTo(0, 0)")
+    before = page.locator("#screen-compare img").first.get_attribute("src")
     page.locator("#screening-examples button.gallery-item").nth(2).click()
     page.locator("#screen-file").get_by_text("person1000_bact").wait_for()  # the name is ellipsised
-    page.wait_for_function(  # the old result is cleared first, then the new overlay arrives
-        "before => { const img = document.querySelector('#screen-overlay img');"
+    page.wait_for_function(  # the old result is cleared first, then the new one arrives
+        "before => { const img = document.querySelector('#screen-compare img');"
         " return img !== null && img.src !== before; }", arg=before)
     heading.wait_for()
+    wait_in_view(page, "#screen-compare")
+
+    # a small input (224 px, the model's size) is drawn at a readable size, not 224 px
+    from PIL import Image
+
+    small = tmp_path / "small.png"
+    with Image.open(examples_dir / "4fed5061.jpg") as im:
+        im.convert("L").resize((224, 224)).save(small)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.locator("#screen-file").get_by_role("button", name="Clear").click()  # then a new file
+    page.locator("#screen-compare img").first.wait_for(state="detached")
+    upload.set_input_files(str(small))
+    page.locator("#screen-file").get_by_text("small").wait_for()
+    assert_compare_loaded(page, "#screen-compare", readable_width(viewport))
+    wait_in_view(page, "#screen-compare", min_px=300)
+    screenshot(page, output_dir, f"screening-small-input-{viewport}", full_page=False)
 
 
-def test_diagnosis_tab(page, examples_dir, output_dir):
+def test_diagnosis_tab(page, viewport, examples_dir, output_dir):
     page.get_by_role("tab", name="Diagnosis").click()
     page.locator("#diagnose-file input[type=file]").set_input_files(
         str(examples_dir / "00005610_000.jpg"))
@@ -112,18 +256,43 @@ def test_diagnosis_tab(page, examples_dir, output_dir):
     table.wait_for()
     assert table.locator("tbody tr").count() == 14
     assert page.locator("#diagnose-summary").get_by_text("threshold").first.is_visible()
-    gallery_image = page.locator("#diagnose-gallery img").first
-    gallery_image.wait_for()
-    assert gallery_image.evaluate("img => img.complete && img.naturalWidth") > 0
-    screenshot(page, output_dir, "diagnosis")
+    # every column fits: the Threshold column is not cut off on a phone
+    frame = box(page.locator("#diagnose-table .dx-scroll"))
+    for cell in (table.locator("th").last, table.locator("tbody tr").first.locator("td").last):
+        assert box(cell)["right"] <= frame["right"] + 0.5, (box(cell), frame)
+    assert table.evaluate("t => t.parentElement.scrollWidth <= t.parentElement.clientWidth")
+    # the result is on screen after the upload (on a phone the app scrolls to it)
+    wait_in_view(page, "#diagnose-result")
+    # the most probable label beside the radiograph, named in the picker
+    assert_compare_loaded(page, "#diagnose-compare", readable_width(viewport))
+    top = table.locator("tbody tr td.name").first.inner_text().replace("▲", "").strip()
+    wait_picked(page, top)
+    # the heatmaps of the most probable labels (lazy images: loaded once near the viewport)
+    assert page.locator("#diagnose-gallery img").count() == 3
+    page.wait_for_function("() => [...document.querySelectorAll('#diagnose-gallery img')]"
+                           ".every(img => img.complete && img.naturalWidth > 0)")
+    assert_file_label_clear(page, "diagnose")
+    screenshot(page, output_dir, f"diagnosis-{viewport}-view", full_page=False)
+    path = screenshot(page, output_dir, f"diagnosis-{viewport}")
+    if UPDATE_DOCS and viewport == "laptop":
+        docs_screenshot(path, "diagnosis")
 
-    # the map for any label
+    # the map for any label, beside the radiograph
+    before = page.locator("#diagnose-compare img").nth(1).get_attribute("src")
     page.locator("#diagnose-pick input").click()
     page.get_by_role("option", name="Cardiomegaly").click()
-    page.locator("#diagnose-pick-image img").wait_for()
+    wait_heatmap_changed(page, "#diagnose-compare", before)
+    wait_picked(page, "Cardiomegaly")
+    # a gallery thumbnail shows its label there too
+    before = page.locator("#diagnose-compare img").nth(1).get_attribute("src")
+    second = page.locator("#diagnose-gallery .caption-label").nth(1).inner_text()
+    page.locator("#diagnose-gallery button.thumbnail-item").nth(1).click()
+    wait_heatmap_changed(page, "#diagnose-compare", before)
+    wait_picked(page, second.strip())
+    screenshot(page, output_dir, f"diagnosis-picked-{viewport}")
 
 
-def test_bad_upload_shows_our_message(page, output_dir, tmp_path):
+def test_bad_upload_shows_our_message(page, viewport, output_dir, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is a text file, not an X-ray\n")
     page.locator("#screen-file input[type=file]").set_input_files(str(bad))
@@ -132,10 +301,15 @@ def test_bad_upload_shows_our_message(page, output_dir, tmp_path):
     assert "notes.png" in toast.inner_text()
     assert page.get_by_text("Traceback").count() == 0
     page.wait_for_timeout(800)  # the toast slides in
-    screenshot(page, output_dir, "error", full_page=False)  # the toast is fixed to the viewport
-    # the reason stays beside the upload after the toast is gone
+    screenshot(page, output_dir, f"error-{viewport}", full_page=False)  # the toast is fixed to the viewport
+    # the reason stays beside the upload, on screen, after the toast is gone
     kept = page.locator("#screen-error").get_by_text("not a recognised image file")
     kept.wait_for()
-    page.locator("[data-testid=toast-close]").first.click()
-    toast.wait_for(state="detached")
+    page.wait_for_timeout(ERROR_KEPT_MS)
     assert kept.is_visible() and "notes.png" in kept.inner_text()
+    wait_in_view(page, "#screen-error", min_px=20)
+    screenshot(page, output_dir, f"error-kept-{viewport}", full_page=False)
+    if toast.count():
+        page.locator("[data-testid=toast-close]").first.click()
+        toast.wait_for(state="detached")
+    assert kept.is_visible()
