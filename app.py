@@ -27,10 +27,11 @@ from typing import Any, Iterator
 # No usage telemetry from a medical-imaging demo unless the deployer turns it on.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from diachestxr import ImageReadError, Predictor, WeightsError, __version__, read_xray  # noqa: E402
+from diachestxr import ImageReadError, Predictor, WeightsError, __version__  # noqa: E402
 from diachestxr.card import model_card  # noqa: E402
 from diachestxr.examples import Example, list_examples  # noqa: E402
 from diachestxr.explain import CAM_METHODS, DEFAULT_ALPHA, DEFAULT_METHOD, overlay  # noqa: E402
@@ -49,6 +50,10 @@ SOURCE_NAMES = {"local": "a local folder", "hub": "the Hugging Face Hub",
 QUEUE_CONCURRENCY = 4  # model calls per event at once (torch runs them side by side)
 QUEUE_MAX_SIZE = 64  # beyond this, new requests are told the queue is full instead of waiting
 RESULT_TTL_S = 3600
+# A session's state (its last result) lives at most this long; shorter than RESULT_TTL_S, so
+# the radiograph's file a state points to outlives the state
+STATE_TTL_S = 1800
+STATE_MAP_SIDE = 64
 WEAK_AUROC = 0.7  # below this test AUROC the tab warns that its outputs are mostly wrong
 NO_RESULT = "Upload an image (or click a sample) to see the 14 probabilities."
 PNG_COMPRESS_LEVEL = 1  # overlays: zlib level 1 encodes ~4x faster than Pillow's default 6
@@ -113,14 +118,27 @@ def _user_errors(name: str) -> Iterator[None]:
                        print_exception=False) from None
 
 
-def _cam_u8(cam: np.ndarray) -> np.ndarray:
-    """Maps are kept per session as uint8 at the model's input size (224 x 224: 50 KB each),
-    so a threshold, opacity or label change redraws them without running the model."""
-    return np.rint(np.clip(cam, 0.0, 1.0) * 255).astype(np.uint8)
+def _session_state(r, result: dict) -> dict:
+    """What a session keeps, so a threshold, opacity or label change redraws without the
+    model: the result, every map as uint8 at STATE_MAP_SIDE (the maps come from a 7x7 or
+    13x13 grid: nothing is lost; 4 KB each) and the radiograph as a PNG on disk (its path),
+    about 60 KB per session in memory rather than the 1-2 MB of the image and 224 px maps."""
+    cams = {label: cv2.resize(np.rint(np.clip(e.cam, 0.0, 1.0) * 255).astype(np.uint8),
+                              (STATE_MAP_SIDE, STATE_MAP_SIDE), interpolation=cv2.INTER_AREA)
+            for label, e in r.explanations.items()}
+    return {"original": _png(r.image), "cams": cams, "result": result}
+
+
+def _gate_field(r) -> dict:
+    """The radiograph check's verdict, as the API result carries it."""
+    return {"radiograph_check": r.gate.to_dict()} if r.gate else {}
 
 
 def _overlay(state: dict, label: str, opacity: float) -> str:
-    return _png(overlay(state["image"], state["cams"][label].astype(np.float32) / 255.0, float(opacity)))
+    image = cv2.imread(state["original"], cv2.IMREAD_GRAYSCALE) if Path(state["original"]).is_file() else None
+    if image is None:  # the result files' time-to-live removed it
+        raise gr.Error("This result has expired; upload the image again.", title="Result expired")
+    return _png(overlay(image, state["cams"][label].astype(np.float32) / 255.0, float(opacity)))
 
 
 def _png(rgb: np.ndarray) -> str:
@@ -182,9 +200,7 @@ def screen(image: str, opacity: float = DEFAULT_ALPHA, method: str = DEFAULT_MET
     result = {**r.to_dict(), "file": name, "explained": r.label, "method": method,
               "model": _model_summary("screening"), "version": __version__,
               "disclaimer": DISCLAIMER}
-    state = {"image": r.image, "result": result,
-             "cams": {label: _cam_u8(e.cam) for label, e in r.explanations.items()}}
-    return result, _png(r.overlay), _write_json(result), state
+    return result, _png(r.overlay), _write_json(result), _session_state(r, result)
 
 
 def _method_choice(prefix: str) -> gr.Dropdown:
@@ -210,9 +226,8 @@ def _compare(state: dict, label: str, opacity: float) -> tuple[str, str]:
     """UI only: (the radiograph, its heatmap for `label`) for a comparison slider, both at
     the result's size. The radiograph's PNG is written once per result and kept in the
     state (written again if the result folders' TTL removed it)."""
-    if not Path(state.get("original") or "").is_file():
-        state["original"] = _png(state["image"])
-    return state["original"], _overlay(state, label, opacity)
+    overlay_png = _overlay(state, label, opacity)  # raises if the radiograph's file expired
+    return state["original"], overlay_png
 
 
 def _screen_view(state: dict | None, opacity: float):
@@ -224,7 +239,7 @@ def _screen_view(state: dict | None, opacity: float):
     label = result["label"]
     caption = (f"Heatmap for **{label}**, the predicted class "
                f"({result['confidences'][label]:.0%}{_called_note(result)}). "
-               + COMPARE_HINT)
+               + COMPARE_HINT + _check_line(result))
     return (_label_file(result), gr.Radio(value=label, interactive=True), caption,
             gr.DownloadButton(interactive=True), _compare(state, label, opacity), state)
 
@@ -238,6 +253,15 @@ def _label_file(result: dict) -> str:
     out.write_text(json.dumps({"label": result["label"], "confidences": [
         {"label": c, "confidence": p} for c, p in confidences]}))
     return str(out)
+
+
+def _check_line(result: dict) -> str:
+    """The radiograph check's score, so a user can see how sure the gate was."""
+    check = result.get("radiograph_check")
+    if not check:
+        return ""
+    return (f"  \n<span class='dx-legend'>Radiograph check: passed, score {check['score']:.2f} "
+            f"(a frontal chest radiograph needs {check['threshold']:.2f} or more).</span>")
 
 
 def _called_note(result: dict) -> str:
@@ -313,11 +337,11 @@ def diagnose(image: str, calibrated_thresholds: bool = True, threshold: float = 
         # all 14 maps cost about as much as one: every label the user picks is ready
         r = predictor.diagnose(path, thresholds=thresholds, explain="all", method=method)
     probabilities = dict(sorted(r.probabilities.items(), key=lambda kv: -kv[1]))
-    state = {"image": r.image, "cams": {label: _cam_u8(e.cam) for label, e in r.explanations.items()},
-             "result": {"task": "diagnosis", "file": name, "probabilities": probabilities,
-                        "explained": list(probabilities)[:TOP_FINDINGS], "method": method,
-                        "model": _model_summary("diagnosis"), "version": __version__,
-                        "disclaimer": DISCLAIMER}}
+    state = _session_state(r, {
+        "task": "diagnosis", "file": name, "probabilities": probabilities,
+        "explained": list(probabilities)[:TOP_FINDINGS], "method": method,
+        **_gate_field(r), "model": _model_summary("diagnosis"),
+        "version": __version__, "disclaimer": DISCLAIMER})
     state["result"] = _diagnosis_result(state, thresholds)
     return _diagnosis_outputs(state, opacity)
 
@@ -363,7 +387,7 @@ def _failure(task: str):
             text = "Upload a chest X-ray first (PNG, JPEG or DICOM)."
         else:
             try:
-                read_xray(str(image))
+                PREDICTORS[task].check(str(image))  # the reader, then the radiograph check
                 text = ("The analysis failed because of an internal error (logged on the "
                         "server). Try another image.")
             except ImageReadError as e:
@@ -386,7 +410,7 @@ def _diagnosis_view(state: dict | None):
     else:
         summary = ("**No finding at the operating point.** Most probable: "
                    + ", ".join(f"{_pretty(l)} ({probs[l]:.0%})" for l in list(probs)[:3]))
-    summary += f"  \n<span class='dx-legend'>{point}</span>"
+    summary += f"  \n<span class='dx-legend'>{point}</span>" + _check_line(result)
     rows = []
     for label, p in probs.items():
         hit = label in findings
@@ -628,7 +652,7 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
         with gr.Tab("Screening", id="screening"):
             gr.Markdown(f"{TAB_TITLES['screening']}  \n{_model_markdown('screening')}",
                         elem_classes=["small"])
-            s_state = gr.State()
+            s_state = gr.State(time_to_live=STATE_TTL_S)
             with gr.Row():
                 with gr.Column(scale=4, min_width=280):
                     s_file, s_run, s_error, s_examples = _upload("screening", "Screen this X-ray",
@@ -696,7 +720,7 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
         with gr.Tab("Diagnosis", id="diagnosis"):
             gr.Markdown(f"{TAB_TITLES['diagnosis']}  \n{_model_markdown('diagnosis')}",
                         elem_classes=["small"])
-            d_state = gr.State()
+            d_state = gr.State(time_to_live=STATE_TTL_S)
             with gr.Row():
                 with gr.Column(scale=4, min_width=280):
                     d_file, d_run, d_error, d_examples = _upload("diagnosis", "Diagnose this X-ray",

@@ -45,7 +45,7 @@ WHY = {
     "partial": "it looks like a lateral (side) view or only part of a chest; the models read "
                "whole frontal (PA/AP) chest radiographs",
     "document": "it looks like a document or a screenshot; upload the radiograph itself, "
-                "cropped to the image (no text pages or application windows)",
+                "cropped to the image, not a page or an application window",
     "photo": "it looks like a photograph, not a radiograph",
     "noise": "it looks like noise or a pattern, not a radiograph",
 }

@@ -37,6 +37,9 @@ class ModelSpec:
     # CLAHE on the resized radiograph, in training and inference alike: hospitals' exposure
     # styles look more alike (a shortcut less); stored in the checkpoint config
     equalize: bool = False
+    # Crop to the body before resizing, in training and inference alike: black frames, and
+    # markers and text outside the body, go; a child's small body no longer sits in a wide frame
+    crop: bool = False
     hub_repo: str = DEFAULT_HUB_REPO
     hub_revision: str = DEFAULT_HUB_REVISION
 

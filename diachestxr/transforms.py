@@ -28,6 +28,32 @@ def equalize(gray: np.ndarray) -> np.ndarray:
     return cv2.createCLAHE(clipLimit=CLAHE_CLIP, tileGridSize=(8, 8)).apply(gray)
 
 
+BODY_SIDE = 256  # the body outline is found on a copy this large: the same box at any resolution
+BODY_MIN_AREA = 0.3  # a "body" smaller than this share of the image is not trusted: no crop
+BODY_MARGIN = 0.03  # kept around the body's box, as a share of each side
+
+
+def crop_to_body(gray: np.ndarray) -> np.ndarray:
+    """The bounding box of the body (spec.crop): the largest bright region after Otsu's
+    threshold on a blurred copy, plus a small margin. Black frames, and markers and text
+    outside the body, are cut away; without a clear body the image is returned whole."""
+    h, w = gray.shape
+    s = BODY_SIDE / max(h, w)
+    small = cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    _, mask = cv2.threshold(cv2.GaussianBlur(small, (5, 5), 0), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    if n < 2:
+        return gray
+    x, y, bw, bh = stats[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])), :4]
+    if bw * bh < BODY_MIN_AREA * small.shape[0] * small.shape[1]:
+        return gray
+    mx, my = BODY_MARGIN * small.shape[1], BODY_MARGIN * small.shape[0]
+    x0, y0 = max(0, int((x - mx) / s)), max(0, int((y - my) / s))
+    x1, y1 = min(w, int(np.ceil((x + bw + mx) / s))), min(h, int(np.ceil((y + bh + my) / s)))
+    return gray[y0:y1, x0:x1]
+
+
 def _normalize(x: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     """(..., 1, H, W) float in [0, 1] -> (..., 3, H, W) normalised like ImageNet inputs."""
     x = x.expand(*x.shape[:-3], 3, *x.shape[-2:])
@@ -38,7 +64,7 @@ def _normalize(x: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
 
 def eval_tensor(gray: np.ndarray, spec: ModelSpec) -> torch.Tensor:
     """(H, W) uint8 -> (3, S, S) float tensor, S = spec.input_size."""
-    small = resize_gray(gray, spec.input_size)
+    small = resize_gray(crop_to_body(gray) if spec.crop else gray, spec.input_size)
     if spec.equalize:
         small = equalize(small)
     return _normalize(torch.from_numpy(small).float().div_(255).unsqueeze(0), spec)
@@ -68,8 +94,12 @@ def train_transform(spec: ModelSpec, strength: str = "default"):
     """
     if strength not in AUGMENT:
         raise ValueError(f"unknown augmentation {strength!r}; choose one of {', '.join(AUGMENT)}")
-    def prepared(img: torch.Tensor) -> torch.Tensor:  # the cached image, equalised if asked
-        return torch.from_numpy(equalize(img[0].numpy())).unsqueeze(0) if spec.equalize else img
+    def prepared(img: torch.Tensor) -> torch.Tensor:  # the cached image, cropped and equalised if asked
+        if not (spec.crop or spec.equalize):
+            return img
+        gray = img[0].numpy()
+        gray = crop_to_body(gray) if spec.crop else gray
+        return torch.from_numpy(np.ascontiguousarray(equalize(gray) if spec.equalize else gray)).unsqueeze(0)
 
     if AUGMENT[strength] is None:
         resize = v2.Resize((spec.input_size, spec.input_size), antialias=True)

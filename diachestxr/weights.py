@@ -78,7 +78,7 @@ def save_checkpoint(model: torch.nn.Module, config: dict, out_dir: str | os.Path
     config = {"format": CONFIG_FORMAT, "task": spec.task, "arch": spec.arch,
               "labels": list(spec.labels), "multilabel": spec.multilabel,
               "input_size": spec.input_size, "mean": list(spec.mean), "std": list(spec.std),
-              "equalize": spec.equalize,
+              "equalize": spec.equalize, "crop": spec.crop,
               **config}
     (out / spec.config_filename).write_text(json.dumps(config, indent=2) + "\n")
     return out / spec.filename
@@ -107,7 +107,7 @@ def load_checkpoint(weights_file: str | os.PathLike, spec: ModelSpec | str,
             f"{list(spec.labels)}; use a checkpoint trained for the {spec.task} task")
     spec = replace(spec, input_size=int(config.get("input_size", spec.input_size)),
                    mean=tuple(config.get("mean", spec.mean)), std=tuple(config.get("std", spec.std)),
-                   equalize=bool(config.get("equalize", False)))
+                   equalize=bool(config.get("equalize", False)), crop=bool(config.get("crop", False)))
     try:
         state = load_file(str(weights_file))
     except Exception as e:  # safetensors raises its own error types for damaged files

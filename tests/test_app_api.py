@@ -262,3 +262,22 @@ def test_no_examples_and_a_stalled_host_cost_little(monkeypatch, tmp_path):
         examples.download(rows, tmp_path / "cache" / "examples")
         assert time.monotonic() - t0 < 2.0
     assert not list((tmp_path / "cache" / "examples").glob("*"))
+
+
+def test_a_session_keeps_little_and_not_for_long(examples_dir):
+    """Server memory stays flat with many sessions: a session's state holds its result, the
+    maps at 64 px and the path of its radiograph's PNG (no image array), and expires."""
+    import pickle
+
+    import gradio as gr
+
+    import app
+
+    image = str(examples_dir / "00007471_000.jpg")
+    for state in (app.screen(image)[-1], app.diagnose(image)[-1]):
+        assert len(pickle.dumps(state)) < 100_000
+        assert all(cam.shape == (app.STATE_MAP_SIDE,) * 2 for cam in state["cams"].values())
+        assert Path(state["original"]).is_file()
+        assert state["result"]["radiograph_check"]["accepted"]
+    states = [b for b in app.demo.blocks.values() if isinstance(b, gr.State)]
+    assert states and all(s.time_to_live == app.STATE_TTL_S for s in states)

@@ -292,23 +292,42 @@ def test_diagnosis_tab(page, viewport, examples_dir, output_dir):
     screenshot(page, output_dir, f"diagnosis-picked-{viewport}")
 
 
-def test_bad_upload_shows_our_message(page, viewport, output_dir, tmp_path):
-    bad = tmp_path / "notes.png"
-    bad.write_text("this is a text file, not an X-ray\n")
-    page.locator("#screen-file input[type=file]").set_input_files(str(bad))
-    toast = page.locator("[data-testid=toast-text]").filter(has_text="not a recognised image file")
+def _text_file(path: Path) -> None:
+    path.write_text("this is a text file, not an X-ray\n")
+
+
+def _document_png(path: Path) -> None:
+    from PIL import Image
+
+    from tests.hostile import _text_page
+
+    Image.fromarray(_text_page()).save(path)
+
+
+@pytest.mark.parametrize("tab, prefix, name, write, reason", [
+    ("Screening", "screen", "notes.png", _text_file, "not a recognised image file"),  # the reader
+    ("Diagnosis", "diagnose", "page.png", _document_png, "looks like a document"),  # the gate
+], ids=["unreadable", "not-a-radiograph"])
+def test_bad_upload_shows_our_message(page, viewport, output_dir, tmp_path, tab, prefix, name,
+                                      write, reason):
+    bad = tmp_path / name
+    write(bad)
+    page.get_by_role("tab", name=tab).click()
+    page.locator(f"#{prefix}-file input[type=file]").set_input_files(str(bad))
+    toast = page.locator("[data-testid=toast-text]").filter(has_text=reason)
     toast.wait_for()
-    assert "notes.png" in toast.inner_text()
+    assert name in toast.inner_text()
     assert page.get_by_text("Traceback").count() == 0
     page.wait_for_timeout(800)  # the toast slides in
-    screenshot(page, output_dir, f"error-{viewport}", full_page=False)  # the toast is fixed to the viewport
+    shot = f"error-{prefix}-{viewport}"
+    screenshot(page, output_dir, shot, full_page=False)  # the toast is fixed to the viewport
     # the reason stays beside the upload, on screen, after the toast is gone
-    kept = page.locator("#screen-error").get_by_text("not a recognised image file")
+    kept = page.locator(f"#{prefix}-error").get_by_text(reason)
     kept.wait_for()
     page.wait_for_timeout(ERROR_KEPT_MS)
-    assert kept.is_visible() and "notes.png" in kept.inner_text()
-    wait_in_view(page, "#screen-error", min_px=20)
-    screenshot(page, output_dir, f"error-kept-{viewport}", full_page=False)
+    assert kept.is_visible() and name in kept.inner_text()
+    wait_in_view(page, f"#{prefix}-error", min_px=20)
+    screenshot(page, output_dir, f"{shot}-kept", full_page=False)
     if toast.count():
         page.locator("[data-testid=toast-close]").first.click()
         toast.wait_for(state="detached")

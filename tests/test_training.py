@@ -268,3 +268,28 @@ def test_equalisation_runs_in_training_and_inference_alike(tmp_path):
     assert (eval_tensor(gray, spec) - eval_tensor(gray, get_spec("screening"))).abs().mean() > 0.05
     save_checkpoint(build_model(spec), {}, tmp_path, spec)
     assert load_checkpoint(tmp_path / spec.filename, "screening").spec.equalize
+
+
+def test_body_crop_runs_in_training_and_inference_alike(tmp_path):
+    """spec.crop cuts a black frame away, in both transforms, and travels in the config."""
+    import dataclasses
+
+    import numpy as np
+
+    from diachestxr.models import build_model
+    from diachestxr.transforms import crop_to_body, eval_tensor, train_transform
+    from diachestxr.weights import save_checkpoint
+    from tests.images import chest_like
+
+    framed = np.zeros((300, 400), np.uint8)
+    framed[40:260, 60:340] = np.maximum(chest_like(220, 280), 90)  # a body in a black frame
+    body = crop_to_body(framed)
+    assert 220 <= body.shape[0] <= 250 and 280 <= body.shape[1] <= 310  # the frame is gone (3 % margin)
+    flat = np.full((64, 64), 128, np.uint8)
+    assert crop_to_body(flat).shape == flat.shape  # no clear body: the whole image
+    spec = dataclasses.replace(get_spec("screening"), crop=True)
+    trained_view = train_transform(spec, "none")(torch.from_numpy(framed).unsqueeze(0))
+    assert (trained_view - eval_tensor(framed, spec)).abs().mean() < 0.05
+    assert (eval_tensor(framed, spec) - eval_tensor(framed, get_spec("screening"))).abs().mean() > 0.2
+    save_checkpoint(build_model(spec), {}, tmp_path, spec)
+    assert load_checkpoint(tmp_path / spec.filename, "screening").spec.crop

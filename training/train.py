@@ -76,6 +76,7 @@ class TrainConfig:
     ema_epochs: float = 0.0
     augment: str = "default"  # none | light | default | borders (diachestxr.transforms.AUGMENT)
     equalize: bool = False  # CLAHE in training and inference (stored in the checkpoint config)
+    crop: bool = False  # crop to the body in training and inference (stored in the checkpoint config)
     samples_per_epoch: int = 0  # 0: the train split's size
     input_size: int = 0  # 0: the registry's
     patience: int = 5  # early stopping, in epochs without a better validation score
@@ -236,8 +237,8 @@ def train(cfg: TrainConfig) -> Path:
         spec = dataclasses.replace(spec, input_size=cfg.input_size)
     if cfg.arch:
         spec = dataclasses.replace(spec, arch=cfg.arch, cam_layer=CAM_LAYERS[cfg.arch])
-    if cfg.equalize:
-        spec = dataclasses.replace(spec, equalize=True)
+    if cfg.equalize or cfg.crop:
+        spec = dataclasses.replace(spec, equalize=cfg.equalize or spec.equalize, crop=cfg.crop)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     train_recs, val_recs = load_splits(cfg)
