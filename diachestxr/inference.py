@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .gate import GateVerdict, RadiographGate, raise_if_refused
 from .explain import (DEFAULT_ALPHA, DEFAULT_METHOD, HeadExplainer, RankedOutputTarget,
                       check_method, class_target, overlay, resize_map, target_index)
+from .gate import GateVerdict, RadiographGate, raise_if_refused
 from .io import ImageSource, read_xray
 from .metrics import screening_predictions
 from .models import ChestXRayNet
