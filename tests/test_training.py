@@ -293,3 +293,23 @@ def test_body_crop_runs_in_training_and_inference_alike(tmp_path):
     assert (eval_tensor(framed, spec) - eval_tensor(framed, get_spec("screening"))).abs().mean() > 0.2
     save_checkpoint(build_model(spec), {}, tmp_path, spec)
     assert load_checkpoint(tmp_path / spec.filename, "screening").spec.crop
+
+
+def test_balanced_sources_share_a_class_by_the_square_root_of_their_counts():
+    import numpy as np
+
+    from training.data import Record, stratified_weights
+
+    def records(n: int, target: int, group: str, source: str) -> list:
+        return [Record(f"{source}{i}.png", np.array(target), group, {"source": source}) for i in range(n)]
+
+    recs = (records(100, 2, "adult", "nih_pneumonia_normal") + records(4, 2, "adult", "actualmed_covid")
+            + records(50, 2, "pediatric", "kermany224") + records(30, 0, "adult", "mhh_covid"))
+    plain, balanced = stratified_weights(recs, 3), stratified_weights(recs, 3, balance_sources=True)
+    share = lambda w, src: w[[r.meta["source"] == src for r in recs]].sum() / w.sum()  # noqa: E731
+    assert share(plain, "actualmed_covid") == pytest.approx(share(plain, "nih_pneumonia_normal") * 4 / 100)
+    # adult Normal: sqrt(100) : sqrt(4) = 10 : 2 between the two hospitals
+    assert share(balanced, "actualmed_covid") == pytest.approx(share(balanced, "nih_pneumonia_normal") * 2 / 10)
+    # what a class and a group get overall does not change
+    for src in ("kermany224", "mhh_covid"):
+        assert share(balanced, src) == pytest.approx(share(plain, src))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,15 +114,34 @@ class XRayDataset(Dataset):
         return self.transform(img), torch.as_tensor(self.targets[i])
 
 
-def stratified_weights(records: list[Record], n_classes: int) -> np.ndarray:
+def stratified_weights(records: list[Record], n_classes: int,
+                       balance_sources: bool = False) -> np.ndarray:
     """Per-sample weights that give every class (and NOT_COVID) an equal share of each epoch
     and, within a class, an equal share to each group (adult / pediatric): so the ~90 adult
-    Normal and Pneumonia radiographs weigh as much as the ~4000 pediatric ones."""
+    Normal and Pneumonia radiographs weigh as much as the ~4000 pediatric ones.
+
+    balance_sources: within a (class, group), each hospital's share grows as the square root
+    of its count rather than the count, so adult Normal and Pneumonia are not almost all NIH
+    (the shortcut "looks like NIH, so not COVID-19") while 13 images of a small source are
+    not repeated as often as 460 of a large one."""
     strata = [(int(r.target), r.group) for r in records]
-    counts: dict = {}
-    for s in strata:
-        counts[s] = counts.get(s, 0) + 1
+    counts = Counter(strata)
     classes = [NOT_COVID, *range(n_classes)]
     groups_per_class = {c: sum(1 for (k, _) in counts if k == c) for c in classes}
     present = [c for c in classes if groups_per_class[c]]
-    return np.array([1.0 / len(present) / groups_per_class[c] / counts[(c, g)] for c, g in strata])
+    weights = np.array([1.0 / len(present) / groups_per_class[c] / counts[(c, g)] for c, g in strata])
+    if balance_sources:
+        hospitals = [_hospital(r) for r in records]
+        per_source = Counter(zip(strata, hospitals))
+        root_sum = Counter()
+        for (stratum, _), n in per_source.items():
+            root_sum[stratum] += math.sqrt(n)
+        weights *= np.array([counts[s] * math.sqrt(per_source[(s, h)]) / root_sum[s] / per_source[(s, h)]
+                             for s, h in zip(strata, hospitals)])
+    return weights
+
+
+def _hospital(record: Record) -> str:
+    """The source hospital of a record: NIH's two subsets are one hospital."""
+    source = str(record.meta.get("source", ""))
+    return "nih" if source.startswith("nih") else source

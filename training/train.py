@@ -77,6 +77,7 @@ class TrainConfig:
     augment: str = "default"  # none | light | default | borders (diachestxr.transforms.AUGMENT)
     equalize: bool = False  # CLAHE in training and inference (stored in the checkpoint config)
     crop: bool = False  # crop to the body in training and inference (stored in the checkpoint config)
+    balance_sources: bool = False  # screening: hospitals' shares within a class ~ sqrt(count)
     samples_per_epoch: int = 0  # 0: the train split's size
     input_size: int = 0  # 0: the registry's
     patience: int = 5  # early stopping, in epochs without a better validation score
@@ -263,7 +264,7 @@ def train(cfg: TrainConfig) -> Path:
         weights = np.ones(len(train_recs))
     else:
         criterion = lambda logits, y: screening_loss(logits, y, cfg.label_smoothing)  # noqa: E731
-        weights = stratified_weights(train_recs, len(spec.labels))
+        weights = stratified_weights(train_recs, len(spec.labels), cfg.balance_sources)
     per_epoch = (cfg.samples_per_epoch or len(train_recs)) // world
     sampler = WeightedRandomSampler(weights, per_epoch, replacement=True,
                                     generator=torch.Generator().manual_seed(cfg.seed + rank))
