@@ -313,3 +313,23 @@ def test_balanced_sources_share_a_class_by_the_square_root_of_their_counts():
     # what a class and a group get overall does not change
     for src in ("kermany224", "mhh_covid"):
         assert share(balanced, src) == pytest.approx(share(plain, src))
+
+
+def test_the_radiograph_gate_trains_and_loads(data_dir, tmp_path):
+    """A tiny run of training/train_gate.py writes a gate the package loads, with its report."""
+    import json
+    import subprocess
+    import sys
+
+    from diachestxr.gate import RadiographGate
+    from tests.conftest import ROOT
+
+    subprocess.run([sys.executable, "-m", "training.train_gate", "--data", str(data_dir),
+                    "--out", str(tmp_path), "--steps", "3", "--batch-size", "8", "--per-kind", "4",
+                    "--limit", "12"], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    config = json.loads((tmp_path / "gate.json").read_text())
+    assert 0 < config["threshold"] <= 0.5
+    assert set(config["report"]["held_out_catch_rate"]) == {"negative", "rotated", "partial",
+                                                             "document", "photo", "noise"}
+    gate = RadiographGate.load(tmp_path)
+    assert gate.threshold == config["threshold"]

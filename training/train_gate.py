@@ -36,14 +36,16 @@ POOL_SIDE = 256  # radiographs are kept at most this large for drawing examples
 TASK_CSVS = ("screening/labels.csv", "diagnosis/labels.csv")
 
 
-def read_split(data: Path, split: str, side: int | None = POOL_SIDE) -> list[np.ndarray]:
-    """Every radiograph of a split, as the package reads it (optionally shrunk)."""
+def read_split(data: Path, split: str, side: int | None = POOL_SIDE, limit: int = 0) -> list[np.ndarray]:
+    """Every radiograph of a split (the first `limit` per task if given), as the package
+    reads it (optionally shrunk)."""
     import cv2
 
     images = []
     for rel in TASK_CSVS:
         csv_path = data / rel
         rows = [r for r in csv.DictReader(csv_path.open()) if r["split"] == split]
+        rows = rows[:limit] if limit else rows
         for r in tqdm(rows, desc=f"{rel.split('/')[0]} {split}", unit="img", leave=False):
             gray = read_xray(csv_path.parent / r["path"])
             if side and max(gray.shape) > side:
@@ -82,6 +84,7 @@ def main() -> None:
     ap.add_argument("--max-val-refusals", type=float, default=0.003,
                     help="share of val radiographs the threshold may refuse (default 0.3 %%)")
     ap.add_argument("--per-kind", type=int, default=300, help="held-out negatives per kind")
+    ap.add_argument("--limit", type=int, default=0, help="radiographs per task and split (smoke tests)")
     ap.add_argument("--bundle", action="store_true", help="copy the result into diachestxr/weights/")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -89,7 +92,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
 
-    train_pool = read_split(args.data, "train")
+    train_pool = read_split(args.data, "train", limit=args.limit)
     log.info("train radiographs: %d", len(train_pool))
     net = GateNet()
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -111,15 +114,16 @@ def main() -> None:
     # calibrate on val radiographs as read, then report on test radiographs and held-out negatives
     config = {"kinds": list(KINDS), "input_size": INPUT_SIZE, "width": 16, "threshold": 0.5}
     gate = RadiographGate(net.eval(), config)
-    val_scores = np.array([v.score for v in gate.verdicts(read_split(args.data, "val", None))])
+    val_scores = np.array([v.score for v in gate.verdicts(read_split(args.data, "val", None, args.limit))])
     threshold = float(min(0.5, np.quantile(val_scores, args.max_val_refusals)))
     gate.threshold = config["threshold"] = round(threshold, 4)
 
-    test_grays = read_split(args.data, "test", None)
+    test_grays = read_split(args.data, "test", None, args.limit)
     test_verdicts = [v for i in range(0, len(test_grays), 64) for v in gate.verdicts(test_grays[i:i + 64])]
     refused = [v for v in test_verdicts if not v.accepted]
     catch = {}
-    for kind, images in held_out_negatives(read_split(args.data, "test"), args.per_kind, args.seed + 1).items():
+    test_pool = read_split(args.data, "test", limit=args.limit)
+    for kind, images in held_out_negatives(test_pool, args.per_kind, args.seed + 1).items():
         verdicts = gate.verdicts(images)
         catch[kind] = {"n": len(images), "caught": round(float(np.mean([not v.accepted for v in verdicts])), 4),
                        "named_right": round(float(np.mean([v.kind == kind for v in verdicts])), 4)}
