@@ -84,6 +84,8 @@ OMP_NUM_THREADS=2 python -m training.train --task screening --data $S/screening/
     --epochs 6 --samples-per-epoch 4000 --lr 2e-4 --warmup-epochs 0.3 --patience 8 \
     --augment borders --equalize --balance-sources --out runs/scr-bal
 
+# A second balanced cycle from stage 6 (6 epochs, lr 1e-4, one thread) peaked at 0.964: not adopted.
+
 # Diagnosis at 256 px, measured and not adopted: 8 epochs from the bundled 192 px checkpoint
 # (25 min on two threads) peaked at validation 0.743 (epoch 4), against 0.750 at 192 px.
 OMP_NUM_THREADS=2 python -m training.train --task diagnosis --data $S/diagnosis/labels.csv \
