@@ -19,8 +19,8 @@ import warnings
 from pathlib import Path
 from typing import Union
 
-import numpy as np
 import cv2
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,6 @@ DEFLATED = b"1.2.840.10008.1.2.1.99"
 
 def _read_dicom(data: bytes, name: str) -> np.ndarray:
     import pydicom
-    from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     if DEFLATED in data[:1024]:
