@@ -50,8 +50,9 @@ SOURCE_NAMES = {"local": "a local folder", "hub": "the Hugging Face Hub",
 QUEUE_CONCURRENCY = 4  # model calls per event at once (torch runs them side by side)
 QUEUE_MAX_SIZE = 64  # beyond this, new requests are told the queue is full instead of waiting
 RESULT_TTL_S = 3600
-# A session's state (its last result) lives at most this long; shorter than RESULT_TTL_S, so
-# the radiograph's file a state points to outlives the state
+# A session's state (its last result) is dropped this long after it was last written (Gradio
+# restarts the clock at each write; a closed tab's state goes after an hour). A redraw whose
+# radiograph file RESULT_TTL_S already removed says the result expired.
 STATE_TTL_S = 1800
 STATE_MAP_SIDE = 64
 WEAK_AUROC = 0.7  # below this test AUROC the tab warns that its outputs are mostly wrong
@@ -126,12 +127,7 @@ def _session_state(r, result: dict) -> dict:
     cams = {label: cv2.resize(np.rint(np.clip(e.cam, 0.0, 1.0) * 255).astype(np.uint8),
                               (STATE_MAP_SIDE, STATE_MAP_SIDE), interpolation=cv2.INTER_AREA)
             for label, e in r.explanations.items()}
-    return {"original": _png(r.image), "cams": cams, "result": result}
-
-
-def _gate_field(r) -> dict:
-    """The radiograph check's verdict, as the API result carries it."""
-    return {"radiograph_check": r.gate.to_dict()} if r.gate else {}
+    return {"original": _png(r.image, "radiograph.png"), "cams": cams, "result": result}
 
 
 def _overlay(state: dict, label: str, opacity: float) -> str:
@@ -141,12 +137,12 @@ def _overlay(state: dict, label: str, opacity: float) -> str:
     return _png(overlay(image, state["cams"][label].astype(np.float32) / 255.0, float(opacity)))
 
 
-def _png(rgb: np.ndarray) -> str:
-    """An overlay as a PNG file, encoded once, at display size (results keep the image at
-    most 1024 px on its long side), at a fast compression level."""
+def _png(rgb: np.ndarray, name: str = "heatmap.png") -> str:
+    """An image (an overlay, or the radiograph) as a PNG file, encoded once, at display size
+    (results keep the image at most 1024 px on its long side), at a fast compression level."""
     from PIL import Image
 
-    out = _result_path("overlay.png")
+    out = _result_path(name)
     Image.fromarray(rgb).save(out, compress_level=PNG_COMPRESS_LEVEL)
     return str(out)
 
@@ -156,7 +152,11 @@ def _result_path(name: str) -> Path:
     name); folders older than RESULT_TTL_S go first, so a long-running server stays small."""
     now = time.time()
     for old in _RESULTS_DIR.iterdir():
-        if now - old.stat().st_mtime > RESULT_TTL_S:
+        try:
+            expired = now - old.stat().st_mtime > RESULT_TTL_S
+        except FileNotFoundError:  # another worker removed it just now
+            continue
+        if expired:
             shutil.rmtree(old, ignore_errors=True)
     folder = _RESULTS_DIR / uuid.uuid4().hex[:16]
     folder.mkdir()
@@ -224,8 +224,8 @@ def _screen_clear():
 
 def _compare(state: dict, label: str, opacity: float) -> tuple[str, str]:
     """UI only: (the radiograph, its heatmap for `label`) for a comparison slider, both at
-    the result's size. The radiograph's PNG is written once per result and kept in the
-    state (written again if the result folders' TTL removed it)."""
+    the result's size. The radiograph's PNG is written once per result; its path is in the
+    state."""
     overlay_png = _overlay(state, label, opacity)  # raises if the radiograph's file expired
     return state["original"], overlay_png
 
@@ -340,7 +340,7 @@ def diagnose(image: str, calibrated_thresholds: bool = True, threshold: float = 
     state = _session_state(r, {
         "task": "diagnosis", "file": name, "probabilities": probabilities,
         "explained": list(probabilities)[:TOP_FINDINGS], "method": method,
-        **_gate_field(r), "model": _model_summary("diagnosis"),
+        "radiograph_check": r.to_dict()["radiograph_check"], "model": _model_summary("diagnosis"),
         "version": __version__, "disclaimer": DISCLAIMER})
     state["result"] = _diagnosis_result(state, thresholds)
     return _diagnosis_outputs(state, opacity)
@@ -697,8 +697,9 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
                           outputs=[s_label, s_class, s_caption, s_download, s_compare, s_state])
             s_scroll = dict(fn=None, js=_scroll_js("screen-result"))
             s_scroll_error = dict(fn=None, js=_scroll_js("screen-error", whole=True))
+            # queued: it re-reads the upload, so it counts against the concurrency limit too
             s_failed = dict(fn=_failure("screening"), inputs=[s_file], outputs=[s_error],
-                            queue=False, api_visibility="private")
+                            api_visibility="private")
             step = gr.on([s_run.click, s_file.upload], **s_clear).then(**s_step, api_name="screen")
             step.success(**s_view).then(**s_scroll)
             step.failure(**s_failed).then(**s_scroll_error)
@@ -779,7 +780,7 @@ with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
                        dict(fn=_diagnosis_pick, inputs=[d_pick, d_alpha, d_state],
                             outputs=[d_pick, d_pick_image, d_state], api_visibility="private")]
             d_failed = dict(fn=_failure("diagnosis"), inputs=[d_file], outputs=[d_error],
-                            queue=False, api_visibility="private")
+                            api_visibility="private")
             d_scroll = dict(fn=None, js=_scroll_js("diagnose-result"))
             d_scroll_error = dict(fn=None, js=_scroll_js("diagnose-error", whole=True))
             step = gr.on([d_run.click, d_file.upload], **d_clear).then(**d_step,

@@ -129,8 +129,9 @@ def predict(args: argparse.Namespace) -> int:
     if args.out and args.out.suffix.lower() not in (".csv", ".jsonl"):
         raise ValueError(f"--out {args.out}: use a .csv or .jsonl file name")
     files = expand_inputs(args.images)
+    # "report": a refused image becomes its file's error below, and the batch is not redone
     predictor = Predictor(tasks=[args.task], weights_dir=args.weights,
-                          gate="off" if args.no_gate else "refuse")
+                          gate="off" if args.no_gate else "report")
     if args.cam_dir:
         args.cam_dir.mkdir(parents=True, exist_ok=True)
     records, status = [], 0
@@ -151,7 +152,7 @@ def predict(args: argparse.Namespace) -> int:
             results = dict(zip(readable, predictor.iter_predict(
                 [images[p] for p in readable], args.task, names=[Path(p).name for p in readable],
                 **options)))
-        except Exception:  # noqa: BLE001 -- one image broke the batch (or was refused): find it
+        except Exception:  # noqa: BLE001 -- one image broke the batch: find it, keep the rest
             results = {}
             for p in readable:
                 try:
@@ -159,6 +160,10 @@ def predict(args: argparse.Namespace) -> int:
                                                    **options)[0]
                 except Exception as err:  # noqa: BLE001
                     images[p] = _file_error(p, err)
+        for path, result in list(results.items()):
+            if result.gate and not result.gate.accepted:
+                images[path] = ImageReadError(result.gate.message(Path(path).name))
+                del results[path]
         for path in paths:
             if path in results:
                 record = _record(args, path, results[path])

@@ -58,14 +58,23 @@ class NotARadiographError(ImageReadError):
 
 @dataclass(frozen=True)
 class GateVerdict:
-    score: float  # probability that the image is a frontal chest radiograph (0..1)
-    kind: str  # the most likely kind (one of KINDS), or the rule that refused it
+    score: float  # the network's probability of a frontal chest radiograph (0..1); 0 by a rule
+    kind: str  # the most likely kind (one of KINDS)
     threshold: float
     reason: str = ""  # why it was refused; empty when accepted
+    by_rule: bool = False  # refused by a rule (strip, almost blank), without the network
 
     @property
     def accepted(self) -> bool:
         return not self.reason
+
+    def message(self, name: str) -> str:
+        """The refusal as users read it (empty when accepted)."""
+        if self.accepted:
+            return ""
+        score = "" if self.by_rule else (f" (radiograph score {self.score:.2f}; the check "
+                                         f"accepts {self.threshold:.2f} or more)")
+        return f"{name}: not accepted as {ACCEPTS}: {self.reason}{score}"
 
     def to_dict(self) -> dict:
         return {"score": round(self.score, 4), "threshold": self.threshold, "kind": self.kind,
@@ -127,33 +136,39 @@ class RadiographGate:
 
         folder = Path(folder)
         files = folder / f"{GATE_NAME}.safetensors", folder / f"{GATE_NAME}.json"
+        from .weights import WeightsError  # as for the models: the app reports it, never crashes
+
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
-            raise FileNotFoundError(f"radiograph gate weights missing: {', '.join(missing)}; "
-                                    "train them with `python -m training.train_gate`")
-        config = json.loads(files[1].read_text())
-        net = GateNet(len(config["kinds"]), int(config.get("width", 16)))
-        net.load_state_dict({k: v.float() for k, v in load_file(str(files[0])).items()})
+            raise WeightsError(f"radiograph check weights missing: {', '.join(missing)}; "
+                               "reinstall the package or train them with `python -m training.train_gate`")
+        try:
+            config = json.loads(files[1].read_text())
+            net = GateNet(len(config["kinds"]), int(config.get("width", 16)))
+            net.load_state_dict({k: v.float() for k, v in load_file(str(files[0])).items()})
+        except Exception as e:  # noqa: BLE001 -- damaged JSON or safetensors, wrong shapes
+            raise WeightsError(f"{files[0]}: the radiograph check's weights cannot be loaded ({e}); "
+                               "reinstall the package") from None
         return cls(net, config)
 
     @torch.inference_mode()
     def verdicts(self, grays: Sequence[np.ndarray]) -> list[GateVerdict]:
         """One verdict per image (batched); refusals carry their reason."""
-        if not grays:
-            return []
-        x = torch.stack([gate_tensor(g, self.input_size) for g in grays])
-        probs = self.net(x).float().softmax(1).numpy()
+        ruled = [_rule(g) for g in grays]  # the rules first; the network sees the rest
+        asked = [g for g, r in zip(grays, ruled) if r is None]
+        probs = iter(self.net(torch.stack([gate_tensor(g, self.input_size) for g in asked]))
+                     .float().softmax(1).numpy() if asked else [])
         out = []
-        for gray, p in zip(grays, probs):
+        for rule in ruled:
+            if rule:
+                out.append(GateVerdict(0.0, rule[0], self.threshold, rule[1], by_rule=True))
+                continue
+            p = next(probs)
             score = float(p[self.kinds.index("radiograph")])
-            ruled = _rule(gray)
-            if ruled:
-                kind, reason = ruled
-            elif score >= self.threshold:
+            if score >= self.threshold:
                 kind, reason = "radiograph", ""
             else:
-                others = [(q, k) for q, k in zip(p, self.kinds) if k != "radiograph"]
-                kind = max(others)[1]
+                kind = max((q, k) for q, k in zip(p, self.kinds) if k != "radiograph")[1]
                 reason = WHY[kind]
             out.append(GateVerdict(score, kind, self.threshold, reason))
         return out
@@ -167,6 +182,4 @@ class RadiographGate:
 
 def raise_if_refused(verdict: GateVerdict, name: str) -> None:
     if not verdict.accepted:
-        raise NotARadiographError(
-            f"{name}: not accepted as {ACCEPTS}: {verdict.reason} (radiograph score "
-            f"{verdict.score:.2f}; the check accepts {verdict.threshold:.2f} or more)")
+        raise NotARadiographError(verdict.message(name))

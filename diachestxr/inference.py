@@ -169,7 +169,8 @@ class Predictor:
         standing highest above their thresholds), "all", "none", or a list of labels.
         method: the map method, one of diachestxr.explain.CAM_METHODS.
         An unreadable image raises ImageReadError naming it (by `names[i]` if given, else
-        by its file name).
+        by its file name); with gate="refuse", an image that is not a frontal chest
+        radiograph raises NotARadiographError (a subclass), and the batch stops there.
         """
         model = self._model(task)
         spec = model.spec
@@ -321,7 +322,11 @@ class Predictor:
 
 
 def _source_name(source: ImageSource) -> str:
-    return os.path.basename(source) if isinstance(source, (str, os.PathLike)) else "image"
+    """The name read_xray gives a source it was not given a name for."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.path.basename(source)
+    return "array" if isinstance(source, np.ndarray) else "uploaded bytes" if isinstance(
+        source, (bytes, bytearray, memoryview)) else "image"
 
 
 def _display_image(gray: np.ndarray) -> np.ndarray:

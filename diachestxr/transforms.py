@@ -98,7 +98,8 @@ def train_transform(spec: ModelSpec, strength: str = "default"):
         if not (spec.crop or spec.equalize):
             return img
         gray = img[0].numpy()
-        gray = crop_to_body(gray) if spec.crop else gray
+        if spec.crop:  # squashed back to the cached square, as eval_tensor squashes the crop
+            gray = resize_gray(crop_to_body(gray), gray.shape[0])
         return torch.from_numpy(np.ascontiguousarray(equalize(gray) if spec.equalize else gray)).unsqueeze(0)
 
     if AUGMENT[strength] is None:

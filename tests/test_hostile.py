@@ -45,6 +45,8 @@ def test_every_case_is_refused_for_its_reason_or_read(corpus, gate):
             assert case.refusal in str(err), f"{name}: {err}"
             assert str(err).startswith(name), "the message names the file"
             assert "pylibjpeg" not in str(err), "advice for compressed DICOM only"
+            if name == "strip.png":  # refused by a rule: no network score to contradict it
+                assert "radiograph score" not in str(err)
             continue
         assert case.refusal is None, f"{name} ({case.kind}) was accepted (score {verdict.score:.2f})"
         assert max(gray.shape) <= WORK_MAX_SIDE  # large images are shrunk right after decoding
@@ -90,3 +92,15 @@ def test_api_refuses_each_case_with_its_reason(client, corpus, endpoint):
         else:
             result, *_ = client.predict(handle_file(str(folder / name)), api_name=endpoint)
             assert result["radiograph_check"]["accepted"], name
+
+
+def test_missing_or_damaged_gate_weights_are_a_weights_error(tmp_path):
+    """Like a missing model: the app reports it (and disables the tab), it never crashes."""
+    from diachestxr.weights import WeightsError
+
+    with pytest.raises(WeightsError, match="radiograph check weights missing"):
+        RadiographGate.load(tmp_path)
+    (tmp_path / "gate.json").write_text('{"kinds": ["radiograph"], "input_size": 128, "threshold": 0.5}')
+    (tmp_path / "gate.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(WeightsError, match="cannot be loaded"):
+        RadiographGate.load(tmp_path)

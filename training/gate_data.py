@@ -77,7 +77,8 @@ def _gray(arr: np.ndarray) -> np.ndarray:
 
 
 def fonts(split: str) -> list[str]:
-    """TrueType fonts on this machine: DejaVu for training, the rest held out."""
+    """TrueType fonts on this machine: DejaVu for training, the rest held out (on a machine
+    with DejaVu only, the held-out documents reuse it: the report is then less strict)."""
     found = sorted(str(p) for d in FONT_DIRS if os.path.isdir(d)
                    for p in Path(d).rglob("*.ttf"))
     train = [f for f in found if "dejavu" in f.lower()]

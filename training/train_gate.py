@@ -18,6 +18,7 @@ import csv
 import json
 import logging
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -140,7 +141,7 @@ def main() -> None:
         "format": 1, "arch": "GateNet", "parameters": sum(p.numel() for p in net.parameters()),
         "trained": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                     "train_radiographs": len(train_pool), "wall_time_s": round(train_s),
-                    "command": "python -m training.train_gate --data ../shared/data --bundle"},
+                    "command": " ".join(["python -m training.train_gate", *sys.argv[1:]])},
         "calibration": f"threshold: at most {args.max_val_refusals:.1%} of {len(val_scores)} val-split "
                        "radiographs refused (capped at 0.5)",
         "report": report,
