@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterable, Iterator, Mapping, Sequence, Union
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -28,7 +27,7 @@ from tqdm import tqdm
 from .explain import (DEFAULT_ALPHA, DEFAULT_METHOD, HeadExplainer, RankedOutputTarget,
                       check_method, class_target, overlay, resize_map, target_index)
 from .gate import GateVerdict, RadiographGate, raise_if_refused
-from .io import ImageSource, read_xray
+from .io import ImageSource, read_xray, shrink
 from .metrics import screening_predictions
 from .models import ChestXRayNet
 from .registry import TASKS, ModelSpec
@@ -332,11 +331,7 @@ def _source_name(source: ImageSource) -> str:
 def _display_image(gray: np.ndarray) -> np.ndarray:
     """The image as results keep it: at most DISPLAY_MAX_SIDE on its long side, so a 49 MP
     upload does not make 49 MP overlays."""
-    scale = DISPLAY_MAX_SIDE / max(gray.shape)
-    if scale >= 1.0:
-        return gray
-    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    return shrink(gray, DISPLAY_MAX_SIDE)
 
 
 def _screening(spec: ModelSpec, probs: np.ndarray, called: int, explanations: dict,

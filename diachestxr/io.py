@@ -126,16 +126,19 @@ def _pil_to_gray(img: Image.Image, name: str) -> np.ndarray:
     return _array_to_gray(np.asarray(img.convert("L" if img.mode == "1" else "RGB")), name)  # P, CMYK, YCbCr
 
 
-def _shrink(arr: np.ndarray) -> np.ndarray:
-    """At most WORK_MAX_SIDE on the long side (area averaging), in a dtype OpenCV resizes."""
+def shrink(arr: np.ndarray, max_side: int = WORK_MAX_SIDE) -> np.ndarray:
+    """At most `max_side` on the long side (area averaging); integer images keep their dtype."""
     h, w = arr.shape[:2]
-    if max(h, w) <= WORK_MAX_SIDE:
+    if max(h, w) <= max_side:
         return arr
-    if arr.dtype not in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
-        arr = arr.astype(np.float32)  # int32, big-endian 16-bit, bool
-    scale = WORK_MAX_SIDE / max(h, w)
+    dtype = arr.dtype
+    if dtype not in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
+        arr = arr.astype(np.float32)  # int32, big-endian 16-bit, bool: OpenCV resizes floats
+    scale = max_side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
+    out = cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
+    # integers back to integers: a DICOM modality LUT indexes with them
+    return np.rint(out).astype(dtype) if out.dtype != dtype and np.issubdtype(dtype, np.integer) else out
 
 
 def _array_to_gray(arr: np.ndarray, name: str) -> np.ndarray:
@@ -145,7 +148,7 @@ def _array_to_gray(arr: np.ndarray, name: str) -> np.ndarray:
         raise ImageReadError(f"{name}: expected a 2-D grayscale or (H, W, 3|4) colour image, "
                              f"got an array of shape {arr.shape}")
     _check_size(arr.shape[1], arr.shape[0], name)
-    arr = _shrink(arr)  # before any float copy
+    arr = shrink(arr)  # before any float copy
     if arr.ndim == 3:
         rgb = arr[..., :3]
         _reject_colour_photo(rgb, name)
@@ -223,7 +226,7 @@ def _read_dicom(data: bytes, name: str) -> np.ndarray:
         arr = arr[0]
     if photometric.startswith("MONOCHROME"):
         _check_size(arr.shape[1], arr.shape[0], name)
-        arr = _shrink(arr)  # before the LUTs' float64 copies
+        arr = shrink(arr)  # before the LUTs' float64 copies
         arr = apply_modality_lut(arr, ds)
         if "WindowCenter" in ds or "VOILUTSequence" in ds:
             try:
@@ -235,7 +238,7 @@ def _read_dicom(data: bytes, name: str) -> np.ndarray:
     if photometric in ("RGB", "YBR_FULL", "YBR_FULL_422"):
         if photometric != "RGB":
             from pydicom.pixels import convert_color_space
-            arr = convert_color_space(arr, photometric, "RGB")
+            arr = convert_color_space(shrink(arr), photometric, "RGB")  # shrunk before its float copy
         return _array_to_gray(np.asarray(arr), name)
     raise ImageReadError(f"{name}: DICOM photometric interpretation {photometric} is not supported")
 

@@ -29,7 +29,7 @@ from torch import nn
 from tqdm import tqdm
 
 from diachestxr.gate import GATE_DIR, GATE_NAME, INPUT_SIZE, KINDS, GateNet, RadiographGate, gate_tensor
-from diachestxr.io import read_xray
+from diachestxr.io import read_xray, shrink
 from training.gate_data import GateExamples
 
 log = logging.getLogger("train_gate")
@@ -40,8 +40,6 @@ TASK_CSVS = ("screening/labels.csv", "diagnosis/labels.csv")
 def read_split(data: Path, split: str, side: int | None = POOL_SIDE, limit: int = 0) -> list[np.ndarray]:
     """Every radiograph of a split (the first `limit` per task if given), as the package
     reads it (optionally shrunk)."""
-    import cv2
-
     images = []
     for rel in TASK_CSVS:
         csv_path = data / rel
@@ -49,11 +47,7 @@ def read_split(data: Path, split: str, side: int | None = POOL_SIDE, limit: int 
         rows = rows[:limit] if limit else rows
         for r in tqdm(rows, desc=f"{rel.split('/')[0]} {split}", unit="img", leave=False):
             gray = read_xray(csv_path.parent / r["path"])
-            if side and max(gray.shape) > side:
-                s = side / max(gray.shape)
-                gray = cv2.resize(gray, (round(gray.shape[1] * s), round(gray.shape[0] * s)),
-                                  interpolation=cv2.INTER_AREA)
-            images.append(gray)
+            images.append(shrink(gray, side) if side else gray)
     return images
 
 
