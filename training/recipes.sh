@@ -70,6 +70,8 @@ OMP_NUM_THREADS=2 python -m training.train --task screening --data $S/screening/
 # both from the bundled stage-5 checkpoint (about 15 min each on one thread beside the other).
 # Best validation selection score (mean of macro AUROC and adult COVID-19 AUROC): 0.9625
 # with the crop (epoch 5), 0.9617 without (epoch 5), 0.963 for the bundled checkpoint: no gain.
+# Rerun after the training crop was squashed back to a square as inference does (runs/scr-crop2,
+# same settings, from stage 5): 0.961 (epoch 2): still no gain.
 for v in ctl crop; do
   OMP_NUM_THREADS=1 python -m training.train --task screening --data $S/screening/labels.csv \
       --extra-adults $S/diagnosis/labels.csv --init diachestxr/weights/screening.safetensors \
