@@ -17,11 +17,12 @@ _EXPORTS = {
     "Explanation": "inference", "read_xray": "io", "ImageReadError": "io",
     "WeightsError": "weights", "load_model": "weights", "SCREENING_CLASSES": "labels",
     "NIH_LABELS": "labels", "SPECS": "registry", "TASKS": "registry", "ModelSpec": "registry",
-    "get_spec": "registry",
+    "get_spec": "registry", "NotARadiographError": "gate", "RadiographGate": "gate",
 }
 __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below imports
+    from .gate import NotARadiographError, RadiographGate  # noqa: F401
     from .inference import DiagnosisResult, Explanation, Predictor, ScreeningResult  # noqa: F401
     from .io import ImageReadError, read_xray  # noqa: F401
     from .labels import NIH_LABELS, SCREENING_CLASSES  # noqa: F401
