@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
 from .io import ImageReadError
+from .transforms import resize_gray
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class GateNet(nn.Module):
 def gate_tensor(gray: np.ndarray, size: int = INPUT_SIZE) -> torch.Tensor:
     """(1, size, size) float tensor: squashed to a square like the models' input, scaled to
     about zero mean and unit spread. Training builds its inputs with this same function."""
-    small = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
+    small = resize_gray(gray, size)
     return torch.from_numpy((small.astype(np.float32) - 128.0) / 64.0)[None]
 
 

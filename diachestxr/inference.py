@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .explain import (DEFAULT_ALPHA, DEFAULT_METHOD, HeadExplainer, RankedOutputTarget,
                       check_method, class_target, overlay, resize_map, target_index)
 from .gate import GateVerdict, RadiographGate, raise_if_refused
-from .io import ImageSource, read_xray, shrink
+from .io import ImageSource, read_xray, shrink, source_name
 from .metrics import screening_predictions
 from .models import ChestXRayNet
 from .registry import TASKS, ModelSpec
@@ -238,7 +238,7 @@ class Predictor:
         verdicts = self.gate.verdicts(grays)
         if self.gate_mode == "refuse":
             for i, verdict in enumerate(verdicts):
-                raise_if_refused(verdict, names[i] if names else _source_name(sources[i]))
+                raise_if_refused(verdict, names[i] if names else source_name(sources[i]))
         return verdicts
 
     # ---------------------------------------------------------------- one image
@@ -318,14 +318,6 @@ class Predictor:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _source_name(source: ImageSource) -> str:
-    """The name read_xray gives a source it was not given a name for."""
-    if isinstance(source, (str, os.PathLike)):
-        return os.path.basename(source)
-    return "array" if isinstance(source, np.ndarray) else "uploaded bytes" if isinstance(
-        source, (bytes, bytearray, memoryview)) else "image"
 
 
 def _display_image(gray: np.ndarray) -> np.ndarray:

@@ -48,17 +48,26 @@ class ImageReadError(ValueError):
     """The input could not be read as a chest X-ray; the message says why and what is accepted."""
 
 
+def source_name(source: ImageSource) -> str:
+    """How messages name a source given without a name: a path by its file name."""
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).name
+    if isinstance(source, np.ndarray):
+        return "array"
+    return "uploaded bytes" if isinstance(source, (bytes, bytearray, memoryview)) else "image"
+
+
 def read_xray(source: ImageSource, name: str | None = None) -> np.ndarray:
     """Read a path, bytes, PIL image or numpy array into a (H, W) uint8 grayscale array."""
+    name = name or source_name(source)
     if isinstance(source, np.ndarray):
-        return _finish(_array_to_gray(source, name or "array"), name or "array")
+        return _finish(_array_to_gray(source, name), name)
     if isinstance(source, Image.Image):
-        return _finish(_pil_to_gray(source, name or "image"), name or "image")
+        return _finish(_pil_to_gray(source, name), name)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data, name = bytes(source), name or "uploaded bytes"
+        data = bytes(source)
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        name = name or path.name
         if not path.is_file():
             raise ImageReadError(f"{name}: no such file")
         if path.stat().st_size > MAX_FILE_BYTES:
