@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 import torch
@@ -70,16 +72,32 @@ def eval_tensor(gray: np.ndarray, spec: ModelSpec) -> torch.Tensor:
     return _normalize(torch.from_numpy(small).float().div_(255).unsqueeze(0), spec)
 
 
-# Augmentation strengths: (crop scale range, rotation degrees, shift, brightness/contrast,
-# gamma range, probability of masking the borders). "light" lets a DenseNet fit 1,200 images
-# in a CPU budget; "borders" is for the screening model, whose hospitals differ in what lies
-# along the image border (markers, text, collimation, black frames): masked at random, the
-# border stops telling one hospital (and so one class) from another.
+class Augment(NamedTuple):
+    """How strongly training varies an image: crop scale range, rotation degrees, shift,
+    brightness/contrast, gamma range, probability of masking the borders, probability of
+    a low-resolution round trip."""
+    crop: tuple[float, float]
+    degrees: float
+    shift: float
+    jitter: float
+    gammas: tuple[float, float]
+    borders: float = 0.0
+    lowres: float = 0.0
+
+
+# "light" lets a DenseNet fit 1,200 images in a CPU budget; "lowres" adds a round trip
+# through 1/4-3/4 of the input size, as a downsized or re-saved upload arrives; "borders" is
+# for the screening model, whose hospitals differ in what lies along the image border
+# (markers, text, collimation, black frames): masked at random, the border stops telling one
+# hospital (and so one class) from another; "contrastive" makes the two views of
+# self-supervised pre-training (training/pretrain_ssl.py) differ enough to be a task.
 AUGMENT = {
     "none": None,
-    "light": ((0.85, 1.0), 5, 0.02, 0.15, (0.85, 1.2), 0.0),
-    "default": ((0.65, 1.0), 10, 0.04, 0.3, (0.7, 1.4), 0.0),
-    "borders": ((0.65, 1.0), 10, 0.04, 0.3, (0.7, 1.4), 0.7),
+    "light": Augment((0.85, 1.0), 5, 0.02, 0.15, (0.85, 1.2)),
+    "lowres": Augment((0.85, 1.0), 5, 0.02, 0.15, (0.85, 1.2), lowres=0.5),
+    "default": Augment((0.65, 1.0), 10, 0.04, 0.3, (0.7, 1.4)),
+    "borders": Augment((0.65, 1.0), 10, 0.04, 0.3, (0.7, 1.4), borders=0.7),
+    "contrastive": Augment((0.35, 1.0), 10, 0.05, 0.4, (0.6, 1.6), borders=0.3, lowres=0.3),
 }
 MAX_BORDER = 0.15  # a masked band covers up to this share of the side
 
@@ -105,24 +123,36 @@ def train_transform(spec: ModelSpec, strength: str = "default"):
     if AUGMENT[strength] is None:
         resize = v2.Resize((spec.input_size, spec.input_size), antialias=True)
         return lambda img: _normalize(resize(prepared(img)).float().div_(255), spec)
-    crop, degrees, shift, jitter, gammas, border_p = AUGMENT[strength]
+    a = AUGMENT[strength]
     augment = v2.Compose([
-        v2.RandomResizedCrop(spec.input_size, scale=crop, ratio=(0.8, 1.25), antialias=True),
-        v2.RandomAffine(degrees=degrees, translate=(shift, shift), scale=(0.95, 1.05)),
-        v2.ColorJitter(brightness=jitter, contrast=jitter),
+        v2.RandomResizedCrop(spec.input_size, scale=a.crop, ratio=(0.8, 1.25), antialias=True),
+        v2.RandomAffine(degrees=a.degrees, translate=(a.shift, a.shift), scale=(0.95, 1.05)),
+        v2.ColorJitter(brightness=a.jitter, contrast=a.jitter),
         v2.ToDtype(torch.float32, scale=True),
     ])
 
     def apply(img: torch.Tensor) -> torch.Tensor:
         x = augment(prepared(img))
+        if a.lowres and float(torch.rand(1)) < a.lowres:
+            x = low_resolution(x)
         # random gamma: exposure and detector response differ between hospitals
-        gamma = float(torch.empty(1).uniform_(*gammas))
+        gamma = float(torch.empty(1).uniform_(*a.gammas))
         x = x.clamp_(0, 1).pow_(gamma)
-        if border_p and float(torch.rand(1)) < border_p:
+        if a.borders and float(torch.rand(1)) < a.borders:
             x = mask_borders(x)
         return _normalize(x, spec)
 
     return apply
+
+
+def low_resolution(x: torch.Tensor) -> torch.Tensor:
+    """Shrink a (C, S, S) image to a random 1/4-3/4 of its side and enlarge it back: the
+    detail a small or re-saved copy of a radiograph has lost."""
+    side = x.shape[-1]
+    small = int(torch.randint(side // 4, 3 * side // 4 + 1, (1,)))
+    x = torch.nn.functional.interpolate(x[None], size=(small, small), mode="area")
+    return torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear",
+                                           align_corners=False)[0]
 
 
 def mask_borders(x: torch.Tensor) -> torch.Tensor:

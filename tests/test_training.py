@@ -224,7 +224,7 @@ def test_bf16_and_fp32_training_agree(data_dir, tmp_path):
         assert use_bf16(torch.device("cpu"), "auto")
 
 
-@pytest.mark.parametrize("strength", ["none", "light", "default", "borders"])
+@pytest.mark.parametrize("strength", ["none", "light", "lowres", "default", "borders", "contrastive"])
 def test_augmentations_keep_the_model_input_format(strength):
     from diachestxr.transforms import eval_tensor, train_transform
 
@@ -248,6 +248,19 @@ def test_border_masking_fills_only_bands_along_the_edges():
     inner = int(100 * MAX_BORDER) + 1
     assert not changed[inner:-inner, inner:-inner].any()  # the centre is never touched
     assert changed.any()
+
+
+def test_low_resolution_round_trip_removes_fine_detail_only():
+    from diachestxr.transforms import low_resolution
+
+    yy, xx = torch.meshgrid(torch.arange(128), torch.arange(128), indexing="ij")
+    fine = ((xx + yy) % 2).float()[None]  # a 1-pixel checkerboard
+    coarse = (xx < 64).float()[None]  # two halves
+    torch.manual_seed(0)
+    for _ in range(5):
+        assert low_resolution(fine).shape == (1, 128, 128)
+        assert low_resolution(fine).std() < 0.25 * fine.std()  # the checkerboard is gone
+        assert (low_resolution(coarse) - coarse).abs().mean() < 0.05  # the halves stay
 
 
 def test_equalisation_runs_in_training_and_inference_alike(tmp_path):
@@ -333,3 +346,38 @@ def test_the_radiograph_gate_trains_and_loads(data_dir, tmp_path):
                                                              "document", "photo", "noise"}
     gate = RadiographGate.load(tmp_path)
     assert gate.threshold == config["threshold"]
+
+
+def test_contrastive_loss_rewards_views_that_find_their_twin():
+    from training.pretrain_ssl import nt_xent
+
+    torch.manual_seed(0)
+    images = torch.randn(8, 32)
+    twins = torch.cat([images, images + 0.01 * torch.randn(8, 32)])
+    strangers = torch.randn(16, 32)
+    loss_twins, acc_twins = nt_xent(twins, 0.2)
+    loss_strangers, acc_strangers = nt_xent(strangers, 0.2)
+    assert acc_twins == 1.0 and acc_strangers < 0.5
+    assert loss_twins < 0.5 < 2.0 < loss_strangers
+
+
+def test_self_supervised_pretraining_starts_a_diagnosis_run(data_dir, tmp_path, caplog):
+    """A tiny SimCLR run writes a backbone that `training.train --init` takes whole."""
+    import logging
+
+    from training.train import init_model
+
+    subprocess.run([sys.executable, "-m", "training.pretrain_ssl", "--data", str(data_dir),
+                    "--out", str(tmp_path / "ssl"), "--cache-dir", str(tmp_path / "cache"),
+                    "--limit", "8", "--epochs", "1", "--batch-size", "4", "--input-size", "64"],
+                   cwd=ROOT, check=True, capture_output=True, timeout=300)
+    rows = [json.loads(line) for line in (tmp_path / "ssl/metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and np.isfinite(rows[0]["loss"])
+    with caplog.at_level(logging.INFO, logger="training"):
+        model = init_model(get_spec("diagnosis"), str(tmp_path / "ssl"))
+    assert "initialised" in caplog.text
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "ssl/diagnosis.safetensors"))
+    conv0 = model.state_dict()["features.conv0.weight"]
+    assert torch.equal(conv0, saved["features.conv0.weight"].float())
