@@ -31,6 +31,11 @@ from .registry import get_spec
 
 log = logging.getLogger(__name__)
 
+# Every evaluation also scores copies of the images shrunk to this long side (then predicted
+# as usual): how a downsized, re-saved upload arrives. The diagnosis model is chosen on the
+# mean of the two scores (training.train.selection_score), since it is judged on such copies.
+LOW_RESOLUTION_SIDE = 96
+
 
 def read_labelled_csv(csv_path: str | os.PathLike, task: str, split: str | None = None
                       ) -> tuple[list[Path], np.ndarray]:
@@ -124,6 +129,7 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
             central.append(central_mass(result.cam))
     probs = np.stack(probs)
     metrics = {"task": task, **_metrics(task, targets, probs, predictor)}
+    metrics["low_resolution"] = low_resolution_scores(predictor, paths, targets, task, batch_size)
     if multilabel:
         metrics["maps"] = {"method": "gradcam", "true_findings": len(maps_non_empty),
                            "non_empty_share": float(np.mean(maps_non_empty)) if maps_non_empty else None}
@@ -156,6 +162,19 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
                                           title=f"{task} confusion matrix (n={len(paths)})"))
         log.info("wrote %s and %s", out, ", ".join(map(str, written)))
     return metrics
+
+
+def low_resolution_scores(predictor, images: Sequence, targets: np.ndarray, task: str,
+                          batch_size: int = BATCH_SIZE) -> dict:
+    """The threshold-free score on copies shrunk to LOW_RESOLUTION_SIDE px (long side)."""
+    from .io import read_xray, shrink
+
+    probs = predictor.probabilities(
+        [shrink(read_xray(i) if isinstance(i, (str, os.PathLike)) else i, LOW_RESOLUTION_SIDE)
+         for i in images], task, batch_size=batch_size)
+    report = _metrics(task, targets, probs, predictor)
+    score = "mean_auroc" if get_spec(task).multilabel else "macro_auroc"
+    return {"side": LOW_RESOLUTION_SIDE, score: report[score]}
 
 
 def _metrics(task: str, targets: np.ndarray, probs: np.ndarray, predictor) -> dict:

@@ -166,7 +166,7 @@ def diagnosis_csv(tmp_path) -> Path:
     (tmp_path / "images").mkdir(exist_ok=True)
     rows = []
     for i in range(3):
-        _noise_png(tmp_path / "images" / f"d{i}.png", 100 + i)
+        _noise_png(tmp_path / "images" / f"d{i}.png", 100 + i, size=160)
         row = {"path": f"images/d{i}.png", **dict.fromkeys(NIH_LABELS, 0)}
         row["Effusion"] = int(i > 0)
         rows.append(row)
@@ -178,7 +178,7 @@ def test_evaluate_screening_writes_the_contract(screening_csv, random_weights_di
     metrics = evaluate_csv("screening", screening_csv, split="test", weights_dir=random_weights_dir,
                            out=out)
     assert json.loads(out.read_text()) == metrics
-    assert list(metrics) == SCREENING_KEYS + ["radiograph_check", "by_source"]  # contract first
+    assert list(metrics) == SCREENING_KEYS + ["low_resolution", "radiograph_check", "by_source"]
     assert metrics["task"] == "screening" and metrics["n"] == 4
     # noise images: every row is still predicted (metrics need them all), and every one is
     # counted as a refusal of the radiograph check
@@ -210,6 +210,25 @@ def test_evaluate_matches_the_predictor(screening_csv, random_weights_dir, rando
         assert row == pytest.approx([expected[c] for c in SCREENING_CLASSES], abs=1e-5)
 
 
+def test_evaluate_scores_low_resolution_copies(diagnosis_csv, random_weights_dir):
+    """The low-resolution block is the mean AUROC of the images shrunk to 96 px."""
+    from diachestxr.evaluate import LOW_RESOLUTION_SIDE
+    from diachestxr.io import read_xray, shrink
+    from diachestxr.metrics import mean_auroc
+
+    metrics = evaluate_csv("diagnosis", diagnosis_csv, weights_dir=random_weights_dir, out=None,
+                           progress=False)
+    paths, targets = read_labelled_csv(diagnosis_csv, "diagnosis")
+    model = load_model("diagnosis", random_weights_dir).model
+    small = [shrink(read_xray(p), LOW_RESOLUTION_SIDE) for p in paths]
+    assert max(small[0].shape) == LOW_RESOLUTION_SIDE < max(read_xray(paths[0]).shape)
+    expected = mean_auroc(targets, Predictor.from_models(model).probabilities(small, "diagnosis"))
+    assert metrics["low_resolution"] == {"side": LOW_RESOLUTION_SIDE,
+                                         "mean_auroc": pytest.approx(expected, abs=1e-6)}
+    full = mean_auroc(targets, Predictor.from_models(model).probabilities(paths, "diagnosis"))
+    assert metrics["mean_auroc"] == pytest.approx(full, abs=1e-6)
+
+
 def test_evaluate_diagnosis_uses_the_checkpoint_thresholds(diagnosis_csv, random_weights_dir,
                                                            tmp_path):
     weights = tmp_path / "weights"
@@ -220,7 +239,8 @@ def test_evaluate_diagnosis_uses_the_checkpoint_thresholds(diagnosis_csv, random
     plots = tmp_path / "plots"
     metrics = evaluate_csv("diagnosis", diagnosis_csv, weights_dir=weights,
                            out=tmp_path / "m.json", plots_dir=plots)
-    assert list(metrics) == DIAGNOSIS_KEYS + ["no_finding", "maps", "radiograph_check"]
+    assert list(metrics) == DIAGNOSIS_KEYS + ["no_finding", "low_resolution", "maps",
+                                              "radiograph_check"]
     assert metrics["n"] == 3 and metrics["labels"] == list(NIH_LABELS)
     # the one radiograph without findings crosses only Effusion's threshold of 0
     assert metrics["no_finding"] == {"n": 1, "findings_median": 1.0, "findings_mean": 1.0}

@@ -61,6 +61,16 @@ def test_train_writes_a_loadable_run(runs, task):
     assert config["training"]["config"]["init"] == "scratch"
     if spec.multilabel:
         assert set(config["thresholds"]) == set(NIH_LABELS)
+        # chosen on the mean of the validation AUROC and that of 96 px copies
+        from training.train import selection_score
+
+        for r in rows:
+            if r["mean_auroc"] is None:  # no label with both positives and negatives
+                continue
+            assert 0 <= r["low_resolution_mean_auroc"] <= 1
+            assert r["selection_score"] == pytest.approx(
+                (r["mean_auroc"] + r["low_resolution_mean_auroc"]) / 2)
+        assert selection_score(rows[0], "mean_auroc", 0.0) == rows[0]["selection_score"]
     loaded = load_checkpoint(run / spec.filename, task)  # the package loads what training wrote
     assert loaded.spec.input_size == 64
 

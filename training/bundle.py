@@ -72,12 +72,13 @@ def set_operating_points(task: str, weights: Path, config_file: Path, config: di
 def validation_score(task: str, weights_dir: Path, data: Path) -> float:
     """The score training selects epochs by (training.train.selection_score), re-measured on
     the current validation split: screening averages its macro AUROC with the AUROC of
-    COVID-19 against adult non-COVID radiographs (threshold-free, the age shortcut)."""
+    COVID-19 against adult non-COVID radiographs (threshold-free, the age shortcut),
+    diagnosis its mean AUROC with the mean AUROC on copies shrunk to 96 px."""
     metrics = evaluate_csv(task, data / task / "labels.csv", split="val", weights_dir=weights_dir,
                            out=None, progress=False, **_adults(task, data))
-    if task == "screening":
-        return (metrics[SCORE[task]] + metrics["adult"]["covid19_vs_non_covid19_auroc"]) / 2
-    return metrics[SCORE[task]]
+    other = (metrics["adult"]["covid19_vs_non_covid19_auroc"] if task == "screening"
+             else metrics["low_resolution"][SCORE[task]])
+    return (metrics[SCORE[task]] + other) / 2
 
 
 def _adults(task: str, data: Path) -> dict:
