@@ -33,9 +33,9 @@ LIMITATIONS = {
     "common": [
         "Trained on small public research datasets; not validated prospectively, on other "
         "hospitals' equipment, or against radiologists.",
-        "Grad-CAM maps are coarse (13x13 for AlexNet, 7x7 for DenseNet121, upsampled) and show "
-        "where the evidence for a class lies in the image, not why; they are no proof that the "
-        "model looks at pathology.",
+        "Grad-CAM maps are coarse (13x13 for AlexNet, input size / 32 for DenseNet121: 6x6 at "
+        "192 px; upsampled) and show where the evidence for a class lies in the image, not "
+        "why; they are no proof that the model looks at pathology.",
         "Inputs are frontal chest radiographs; lateral views, other body parts, photographs of "
         "screens and post-processed images are out of distribution and still receive a prediction.",
     ],
@@ -120,8 +120,11 @@ def _metrics_table(metrics: dict) -> list[str]:
                           f"{_fmt(maps['central_box_share_median'])} of the map's mass lies in the "
                           f"central box (middle 80 % of width and height; an even map scores "
                           f"{_fmt(maps['uniform_map_share'], 2)})."]
+    score = "mean_auroc" if "per_label" in metrics else "macro_auroc"
+    if (low := metrics.get("low_resolution")) and low.get(score) is not None:
+        lines += ["", f"On copies shrunk to {low['side']} px (long side): "
+                      f"{score.replace('_', ' ')} {_fmt(low[score])}."]
     if metrics.get("by_source"):
-        score = "mean_auroc" if "per_label" in metrics else "macro_auroc"
         lines += ["", "By source: " + "; ".join(
             f"`{source}` n = {m['n']}, {score.replace('_', ' ')} {_fmt(m.get(score))}"
             + (f", accuracy {_fmt(m['accuracy'])}" if "accuracy" in m else "")
