@@ -15,11 +15,11 @@ image shrunk to 128, 96 and 64 px on its long side (INTER_AREA), then predicted 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from diachestxr.evaluate import read_labelled_csv  # noqa: E402
 from diachestxr.inference import Predictor  # noqa: E402
-from diachestxr.io import read_xray  # noqa: E402
+from diachestxr.io import read_xray, shrink  # noqa: E402
 from diachestxr.metrics import mean_auroc  # noqa: E402
 from diachestxr.weights import load_checkpoint  # noqa: E402
 
@@ -42,16 +42,9 @@ def centre_crop(gray: np.ndarray, share: float) -> np.ndarray:
     return gray[dh:h - dh, dw:w - dw]
 
 
-def low_resolution_copy(gray: np.ndarray, side: int) -> np.ndarray:
-    h, w = gray.shape
-    scale = side / max(h, w)
-    return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
-                      interpolation=cv2.INTER_AREA)
-
-
 def weight_average(models):
-    """One model whose floating-point tensors are the mean of `models`' (same architecture)."""
-    soup = models[0]
+    """A new model whose floating-point tensors are the mean of `models`' (same architecture)."""
+    soup = copy.deepcopy(models[0])
     states = [m.state_dict() for m in models]
     soup.load_state_dict({k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype)
                           if v.is_floating_point() else v for k, v in states[0].items()})
@@ -60,12 +53,14 @@ def weight_average(models):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders with diagnosis.safetensors, or such files")
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="run folders with diagnosis.safetensors, or such files")
     parser.add_argument("--csv", type=Path, default=ROOT.parent / "shared/data/diagnosis/labels.csv")
     parser.add_argument("--split", default="val")
     args = parser.parse_args()
     paths, targets = read_labelled_csv(args.csv, "diagnosis", args.split)
     grays = [read_xray(p) for p in paths]
+
     def score(p: np.ndarray) -> float:
         return round(mean_auroc(targets, p), 4)
 
@@ -80,7 +75,7 @@ def main() -> None:
                                                            "diagnosis")
         for side in LOW_RES:
             probs[str(run), f"{side}px"] = predictor.probabilities(
-                [low_resolution_copy(g, side) for g in grays], "diagnosis")
+                [shrink(g, side) for g in grays], "diagnosis")
     report = {"split": args.split, "n": len(paths), "metric": "mean AUROC", "single": {},
               "tta": {}, "low_resolution": {}}
     for run in args.runs:
@@ -95,7 +90,7 @@ def main() -> None:
         soup = Predictor.from_models(weight_average(models))
         report["average_of_weights"] = score(soup.probabilities(grays, "diagnosis"))
         report["average_of_weights_low_resolution"] = {
-            f"{side} px": score(soup.probabilities([low_resolution_copy(g, side) for g in grays],
+            f"{side} px": score(soup.probabilities([shrink(g, side) for g in grays],
                                                    "diagnosis")) for side in LOW_RES}
     print(json.dumps(report, indent=2))
 

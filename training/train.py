@@ -201,7 +201,7 @@ def selection_score(scores: dict, score_name: str, train_loss: float) -> float:
     the AUROC of COVID-19 against adult non-COVID radiographs, so a model that scores by
     recognising adults loses to one that separates the disease among adults, and no model
     wins by merely calling COVID-19 less often; (diagnosis) with the AUROC on copies shrunk
-    to 96 px, since downsized uploads are common and the bundled 192 px model lost 0.05 on
+    to 96 px, since downsized uploads are common and the v0.3.0 192 px model lost 0.05 on
     them (validation 0.750 -> 0.698) where one trained with --augment lowres lost 0.01."""
     if scores[score_name] is None:
         return -train_loss
