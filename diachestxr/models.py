@@ -47,9 +47,12 @@ class ChestXRayNet(nn.Module):
         self.spec: ModelSpec | None = None  # set by build_model
         self.config: dict = {}  # the checkpoint's JSON config, set by diachestxr.weights
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled backbone features (N, num_features) the head classifies."""
+        return torch.flatten(self.pool(self.features_relu(self.features(x))), 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features_relu(self.features(x))
-        return self.classifier(self.dropout(self.head_norm(torch.flatten(self.pool(x), 1))))
+        return self.classifier(self.dropout(self.head_norm(self.embed(x))))
 
     def split(self) -> tuple[nn.Sequential, nn.Sequential]:
         """(trunk, head) sharing this model's modules, cut at the spec's Grad-CAM layer:

@@ -58,9 +58,7 @@ class SimCLR(nn.Module):
                                        nn.ReLU(), nn.Linear(512, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = self.backbone
-        pooled = torch.flatten(b.pool(b.features_relu(b.features(x))), 1)
-        return self.projector(pooled)
+        return self.projector(self.backbone.embed(x))
 
 
 def nt_xent(z: torch.Tensor, temperature: float) -> tuple[torch.Tensor, float]:
