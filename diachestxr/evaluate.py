@@ -25,22 +25,25 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
 from .explain import CENTRAL_MARGIN, central_mass
 from .inference import BATCH_SIZE
-from .labels import PEDIATRIC_SOURCES, screening_target_of_nih
+from .labels import (DIAGNOSIS_SOURCE_GROUPS, PEDIATRIC_SOURCES, UNKNOWN, known,
+                     screening_target_of_nih)
 from .metrics import adult_screening_metrics, diagnosis_metrics, screening_metrics
 from .registry import get_spec
 
 log = logging.getLogger(__name__)
 
 # Every evaluation also scores copies of the images shrunk to this long side (then predicted
-# as usual): how a downsized, re-saved upload arrives. The diagnosis model is chosen on the
-# mean of the two scores (training.train.selection_score), since it is judged on such copies.
-LOW_RESOLUTION_SIDE = 96
+# as usual): how a downsized, re-saved upload arrives, and the size of NIH's own low-resolution
+# release (the diagnosis data's nih_lowres64 rows). The diagnosis model is chosen on the mean
+# of the two scores over the broad-sample rows (training.train.selection_score).
+LOW_RESOLUTION_SIDE = 64
 
 
 def read_labelled_csv(csv_path: str | os.PathLike, task: str, split: str | None = None
                       ) -> tuple[list[Path], np.ndarray]:
     """Image paths and targets of a labels.csv: (N,) class indices for screening, (N, 14)
-    0/1 floats for diagnosis. Raises ValueError naming the row for anything malformed."""
+    floats for diagnosis: 1 present, 0 absent, UNKNOWN (-1) for a cell of -1 or empty.
+    Raises ValueError naming the row for anything malformed."""
     spec = get_spec(task)
     csv_path = Path(csv_path)
     if not csv_path.is_file():
@@ -77,12 +80,16 @@ def read_labelled_csv(csv_path: str | os.PathLike, task: str, split: str | None 
     targets = np.zeros((len(rows), len(spec.labels)), np.float32)
     for i, r in enumerate(rows):
         for j, label in enumerate(spec.labels):
-            value = r[label].strip()
-            if value not in ("0", "1", "0.0", "1.0"):
+            value = (r[label] or "").strip()
+            if value not in _CELLS:
                 raise ValueError(f"{csv_path}: {label}={value!r} for {r['path']}; label columns "
-                                 "must be 0 or 1")
-            targets[i, j] = float(value)
+                                 "must be 1 (present), 0 (absent), or -1 or empty (unknown)")
+            targets[i, j] = _CELLS[value]
     return paths, targets
+
+
+# A diagnosis label cell as read: -1 and an empty cell are unknown (CheXpert's convention)
+_CELLS = {"1": 1.0, "1.0": 1.0, "0": 0.0, "0.0": 0.0, "-1": UNKNOWN, "-1.0": UNKNOWN, "": UNKNOWN}
 
 
 def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
@@ -141,10 +148,14 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
         metrics["adult"] = _adult_block(predictor, targets, probs, central, sources, extra_adults,
                                         split, batch_size, progress)
     if any(sources):
-        metrics["by_source"] = {
-            source: {k: v for k, v in _metrics(task, targets[mask], probs[mask], predictor).items()
-                     if k in ("n", "accuracy", "macro_auroc", "mean_auroc", "per_class", "no_finding")}
-            for source in sorted(set(sources)) if (mask := np.array(sources) == source).any()}
+        sources = np.array(sources)
+        metrics["by_source"] = {source: _subset(task, targets, probs, sources == source, predictor)
+                                for source in sorted(set(sources))}
+        if multilabel:  # the broad samples apart from the easy No Finding / Pneumonia rows
+            metrics["by_source_group"] = {
+                group: _subset(task, targets, probs, mask, predictor)
+                for group, members in DIAGNOSIS_SOURCE_GROUPS.items()
+                if (mask := np.isin(sources, members)).any()}
     metrics = _rounded(metrics)
 
     if out is not None:
@@ -164,14 +175,21 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
     return metrics
 
 
+def low_resolution_probabilities(predictor, images: Sequence, task: str,
+                                 batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """The model's outputs on copies of `images` (paths or arrays) shrunk to
+    LOW_RESOLUTION_SIDE px on their long side."""
+    from .io import read_xray, shrink
+
+    return predictor.probabilities(
+        [shrink(read_xray(i) if isinstance(i, (str, os.PathLike)) else i, LOW_RESOLUTION_SIDE)
+         for i in images], task, batch_size=batch_size)
+
+
 def low_resolution_scores(predictor, images: Sequence, targets: np.ndarray, task: str,
                           batch_size: int = BATCH_SIZE) -> dict:
     """The threshold-free score on copies shrunk to LOW_RESOLUTION_SIDE px (long side)."""
-    from .io import read_xray, shrink
-
-    probs = predictor.probabilities(
-        [shrink(read_xray(i) if isinstance(i, (str, os.PathLike)) else i, LOW_RESOLUTION_SIDE)
-         for i in images], task, batch_size=batch_size)
+    probs = low_resolution_probabilities(predictor, images, task, batch_size)
     report = _metrics(task, targets, probs, predictor)
     score = "mean_auroc" if get_spec(task).multilabel else "macro_auroc"
     return {"side": LOW_RESOLUTION_SIDE, score: report[score]}
@@ -183,6 +201,13 @@ def _metrics(task: str, targets: np.ndarray, probs: np.ndarray, predictor) -> di
         # The checkpoint's calibrated per-label thresholds, exactly as `diagnose` uses them.
         return diagnosis_metrics(targets, probs, labels, predictor.thresholds())
     return screening_metrics(targets, probs, labels, _covid19_threshold(predictor))
+
+
+def _subset(task: str, targets: np.ndarray, probs: np.ndarray, mask: np.ndarray, predictor) -> dict:
+    """The headline metrics of some rows (a source, a group of sources)."""
+    return {k: v for k, v in _metrics(task, targets[mask], probs[mask], predictor).items()
+            if k in ("n", "accuracy", "macro_auroc", "mean_auroc", "per_class", "per_label",
+                     "no_finding")}
 
 
 def _covid19_threshold(predictor) -> float | None:
@@ -252,18 +277,19 @@ def plot_curves(targets: np.ndarray, probs: np.ndarray, labels: Sequence[str], m
     fig, ax = _figure((7.5, 6.5) if multilabel else (6.4, 6.0))
     colours = matplotlib.colormaps["tab20" if len(labels) > 10 else "tab10"]
     for i, label in enumerate(labels):
-        y = onehot[:, i] > 0.5
+        rows = known(onehot[:, i])  # unknown cells are no negatives
+        y, p = onehot[rows, i] > 0.5, probs[rows, i]
         if y.all() or not y.any():
             ax.plot([], [], color=colours(i), label=f"{label}: n/a ({int(y.sum())} pos)")
             continue
         if kind == "roc":
-            fpr, tpr, _ = roc_curve(y, probs[:, i])
+            fpr, tpr, _ = roc_curve(y, p)
             ax.plot(fpr, tpr, color=colours(i), lw=1.6,
                     label=f"{label}: AUROC {auc(fpr, tpr):.3f} ({int(y.sum())} pos)")
         else:
-            precision, recall, _ = precision_recall_curve(y, probs[:, i])
+            precision, recall, _ = precision_recall_curve(y, p)
             ax.plot(recall, precision, color=colours(i), lw=1.6, drawstyle="steps-post",
-                    label=f"{label}: AP {average_precision_score(y, probs[:, i]):.3f} "
+                    label=f"{label}: AP {average_precision_score(y, p):.3f} "
                           f"(prevalence {y.mean():.2f})")
     if kind == "roc":
         ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")

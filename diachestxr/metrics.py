@@ -7,17 +7,23 @@ from typing import Mapping, Sequence
 import numpy as np
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
+from .labels import known
+
 
 def auroc_or_none(y_true: np.ndarray, score: np.ndarray) -> float | None:
-    """AUROC, or None when the column has no positives or no negatives."""
-    y_true = np.asarray(y_true)
-    if y_true.min() == y_true.max():
+    """AUROC over the known rows (0/1; UNKNOWN rows are left out), or None when they hold
+    no positives or no negatives."""
+    y_true, score = np.asarray(y_true), np.asarray(score)
+    mask = known(y_true)
+    y_true, score = y_true[mask], score[mask]
+    if not len(y_true) or y_true.min() == y_true.max():
         return None
     return float(roc_auc_score(y_true, score))
 
 
 def mean_auroc(targets: np.ndarray, scores: np.ndarray) -> float | None:
-    """Mean over columns that have both classes. targets: (N, C) 0/1; scores: (N, C)."""
+    """Mean over columns that have both classes. targets: (N, C) 0/1 or UNKNOWN (left out
+    of its column); scores: (N, C)."""
     values = [a for c in range(targets.shape[1])
               if (a := auroc_or_none(targets[:, c], scores[:, c])) is not None]
     return float(np.mean(values)) if values else None
@@ -32,9 +38,10 @@ FINDING_SPECIFICITY = 0.95
 def specificity_threshold(y_true: np.ndarray, score: np.ndarray,
                           specificity: float = FINDING_SPECIFICITY, default: float = 0.5) -> float:
     """The lowest threshold at which at least `specificity` of the negatives score below it
-    (so the share of negatives called positive is at most 1 - specificity)."""
-    y_true, score = np.asarray(y_true) > 0.5, np.asarray(score, float)
-    negatives = np.sort(score[~y_true])
+    (so the share of negatives called positive is at most 1 - specificity). Negatives are
+    the rows known to be 0: an UNKNOWN row is no negative."""
+    y_true, score = np.asarray(y_true, float), np.asarray(score, float)
+    negatives = np.sort(score[y_true == 0])
     if not len(negatives):
         return default
     # the k-th largest negative score, with k the negatives allowed above the threshold
@@ -60,8 +67,10 @@ def _ratio(num: int, den: int) -> float | None:
 
 def binary_rates(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
     """Sensitivity, specificity and PPV of 0/1 predictions; None where the denominator is 0
-    (no positives, no negatives, or nothing predicted positive)."""
-    y_true, y_pred = np.asarray(y_true, bool), np.asarray(y_pred, bool)
+    (no positives, no negatives, or nothing predicted positive). UNKNOWN rows are left out."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred, bool)
+    mask = known(y_true)
+    y_true, y_pred = y_true[mask].astype(bool), y_pred[mask]
     tp = int((y_true & y_pred).sum())
     fn = int((y_true & ~y_pred).sum())
     tn = int((~y_true & ~y_pred).sum())
@@ -152,11 +161,12 @@ def balanced_accuracy(report: dict) -> float | None:
 
 def diagnosis_metrics(targets: np.ndarray, probs: np.ndarray, labels: Sequence[str],
                       thresholds: Mapping[str, float] | float = 0.5) -> dict:
-    """Multi-label report. targets: (N, L) 0/1; probs: (N, L) sigmoid outputs; a label is
-    called positive when its probability is >= its threshold (as `Predictor.diagnose` does).
+    """Multi-label report. targets: (N, L) 1/0, or UNKNOWN for a cell left out of that
+    label's numbers; probs: (N, L) sigmoid outputs; a label is called positive when its
+    probability is >= its threshold (as `Predictor.diagnose` does).
 
     Returns {"n", "labels", "mean_auroc", "per_label": {label: {"n_pos", "auroc",
-    "threshold", "sensitivity", "specificity"}}}.
+    "threshold", "sensitivity", "specificity", "n_unknown"}}, "no_finding": {...}}.
     """
     targets, probs = np.asarray(targets, float), np.asarray(probs, float)
     if targets.shape != probs.shape or targets.ndim != 2 or targets.shape[1] != len(labels):
@@ -165,17 +175,18 @@ def diagnosis_metrics(targets: np.ndarray, probs: np.ndarray, labels: Sequence[s
     if len(targets) == 0:
         raise ValueError("no samples to compute metrics on")
     per_label = {}
+    thrs = np.array([float(thresholds if isinstance(thresholds, (int, float)) else thresholds[name])
+                     for name in labels])
+    calls = probs >= thrs
     for i, name in enumerate(labels):
-        thr = float(thresholds if isinstance(thresholds, (int, float)) else thresholds[name])
-        positive = targets[:, i] > 0.5
-        rates = binary_rates(positive, probs[:, i] >= thr)
-        per_label[name] = {"n_pos": int(positive.sum()),
-                           "auroc": auroc_or_none(positive.astype(int), probs[:, i]),
+        thr = float(thrs[i])
+        rates = binary_rates(targets[:, i], calls[:, i])
+        per_label[name] = {"n_pos": int((targets[:, i] > 0.5).sum()),
+                           "auroc": auroc_or_none(targets[:, i], probs[:, i]),
                            "threshold": thr, "sensitivity": rates["sensitivity"],
-                           "specificity": rates["specificity"]}
-    calls = np.stack([probs[:, i] >= float(thresholds if isinstance(thresholds, (int, float))
-                                           else thresholds[name]) for i, name in enumerate(labels)], 1)
-    no_finding = targets.sum(1) == 0
+                           "specificity": rates["specificity"],
+                           "n_unknown": int((~known(targets[:, i])).sum())}
+    no_finding = (targets == 0).all(1)  # every label known to be absent
     return {"n": int(len(targets)), "labels": list(labels),
             "mean_auroc": _mean_or_none(v["auroc"] for v in per_label.values()),
             "per_label": per_label,

@@ -20,17 +20,18 @@ from sklearn.metrics import roc_auc_score
 from diachestxr import Predictor, cli
 from diachestxr.evaluate import evaluate_csv, read_labelled_csv
 from diachestxr.io import ImageReadError
-from diachestxr.labels import NIH_LABELS, SCREENING_CLASSES
+from diachestxr.labels import (NIH_LABELS, NOT_COVID, SCREENING_CLASSES, UNKNOWN,
+                               screening_target_of_nih)
 from diachestxr.metrics import (adult_screening_metrics, balanced_accuracy, diagnosis_metrics,
-                                 operating_points,
-                                 screening_metrics, specificity_threshold)
+                                 mean_auroc, operating_points, screening_metrics,
+                                 specificity_threshold)
 from diachestxr.weights import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENING_KEYS = ["task", "n", "classes", "accuracy", "macro_auroc", "per_class", "confusion_matrix"]
 PER_CLASS_KEYS = ["n_pos", "auroc", "sensitivity", "specificity", "ppv"]
 DIAGNOSIS_KEYS = ["task", "n", "labels", "mean_auroc", "per_label"]
-PER_LABEL_KEYS = ["n_pos", "auroc", "threshold", "sensitivity", "specificity"]
+PER_LABEL_KEYS = ["n_pos", "auroc", "threshold", "sensitivity", "specificity", "n_unknown"]
 
 
 # ----------------------------------------------------------------------- metric math
@@ -79,13 +80,57 @@ def test_diagnosis_metrics_thresholds_and_nulls():
     a, b, c = (m["per_label"][l] for l in labels)
     # A: scores >= 0.3 are positive -> predicted [1, 1, 1, 0]
     assert a == {"n_pos": 2, "auroc": pytest.approx(roc_auc_score([1, 0, 1, 0], probs[:, 0])),
-                 "threshold": 0.3, "sensitivity": 1.0, "specificity": 0.5}
+                 "threshold": 0.3, "sensitivity": 1.0, "specificity": 0.5, "n_unknown": 0}
     assert b["n_pos"] == 4 and b["auroc"] is None and b["specificity"] is None  # no negatives
     assert b["sensitivity"] == 0.25
     assert c["n_pos"] == 0 and c["auroc"] is None and c["sensitivity"] is None
     assert c["specificity"] == 0.5
     assert m["mean_auroc"] == a["auroc"]  # the only label with both classes
     assert m["no_finding"] == {"n": 0, "findings_median": None, "findings_mean": None}
+
+
+def test_unknown_cells_change_no_metric_and_no_operating_point():
+    """A -1 cell is left out of its label's numbers: the report equals, label by label, the
+    report over the rows where that label is known -- not the one that reads -1 as 0."""
+    rng = np.random.default_rng(0)
+    targets = (rng.random((60, 3)) < 0.4).astype(float)
+    probs = np.clip(targets * 0.3 + rng.random((60, 3)) * 0.7, 0, 1)
+    unknown = targets.copy()
+    unknown[rng.random((60, 3)) < 0.2] = UNKNOWN
+    labels = ["A", "B", "C"]
+    thresholds = operating_points(unknown, probs, labels)
+    m = diagnosis_metrics(unknown, probs, labels, thresholds)
+    for i, label in enumerate(labels):
+        rows = unknown[:, i] != UNKNOWN
+        alone = diagnosis_metrics(targets[rows][:, [i]], probs[rows][:, [i]], [label], thresholds)
+        assert thresholds[label] == operating_points(targets[rows][:, [i]], probs[rows][:, [i]],
+                                                     [label])[label]
+        assert m["per_label"][label] == {**alone["per_label"][label], "n_unknown": int((~rows).sum())}
+        assert m["per_label"][label]["n_unknown"] > 0
+        # reading -1 as "absent" would give another AUROC
+        assert m["per_label"][label]["auroc"] != pytest.approx(
+            roc_auc_score(unknown[:, i] > 0.5, probs[:, i]))
+    assert m["mean_auroc"] == pytest.approx(mean_auroc(unknown, probs))
+    # a row with an unknown cell is not "no finding", even if every known cell is 0
+    assert m["no_finding"]["n"] == int((unknown == 0).all(1).sum()) < int((targets == 0).all(1).sum())
+
+
+def test_read_labelled_csv_reads_minus_one_and_empty_as_unknown(tmp_path):
+    rows = [{"path": "a.png", **dict.fromkeys(NIH_LABELS, "0"), "Pneumonia": "1", "Edema": "-1",
+             "Mass": ""},
+            {"path": "b.png", **dict.fromkeys(NIH_LABELS, "0")}]
+    path = _write_csv(tmp_path / "dx.csv", ["path", *NIH_LABELS], rows)
+    _, targets = read_labelled_csv(path, "diagnosis")
+    assert targets[0, NIH_LABELS.index("Pneumonia")] == 1
+    assert targets[0, NIH_LABELS.index("Edema")] == UNKNOWN == targets[0, NIH_LABELS.index("Mass")]
+    assert (targets[1] == 0).all()
+    # a NIH row with unknown cells is no screening "Normal"
+    assert screening_target_of_nih(targets[0]) == SCREENING_CLASSES.index("Pneumonia")
+    only_unknown = np.where(np.arange(14) == 3, UNKNOWN, 0.0)
+    assert screening_target_of_nih(only_unknown) == NOT_COVID
+    rows[1]["Hernia"] = "2"
+    with pytest.raises(ValueError, match=r"Hernia='2' for b.png.*-1 or empty \(unknown\)"):
+        read_labelled_csv(_write_csv(tmp_path / "bad.csv", ["path", *NIH_LABELS], rows), "diagnosis")
 
 
 def test_adult_screening_metrics_known_answer():
@@ -211,7 +256,7 @@ def test_evaluate_matches_the_predictor(screening_csv, random_weights_dir, rando
 
 
 def test_evaluate_scores_low_resolution_copies(diagnosis_csv, random_weights_dir):
-    """The low-resolution block is the mean AUROC of the images shrunk to 96 px."""
+    """The low-resolution block is the mean AUROC of the images shrunk to LOW_RESOLUTION_SIDE."""
     from diachestxr.evaluate import LOW_RESOLUTION_SIDE
     from diachestxr.io import read_xray, shrink
     from diachestxr.metrics import mean_auroc
@@ -227,6 +272,32 @@ def test_evaluate_scores_low_resolution_copies(diagnosis_csv, random_weights_dir
                                          "mean_auroc": pytest.approx(expected, abs=1e-6)}
     full = mean_auroc(targets, Predictor.from_models(model).probabilities(paths, "diagnosis"))
     assert metrics["mean_auroc"] == pytest.approx(full, abs=1e-6)
+
+
+def test_evaluate_diagnosis_by_source_group_with_unknown_cells(random_weights_dir, tmp_path):
+    """Broad rows, 64 px rows and No Finding / Pneumonia rows are reported apart, and an
+    unknown cell leaves its row out of that label's numbers, pooled and per group."""
+    (tmp_path / "images").mkdir()
+    rows = []
+    for i, (source, effusion) in enumerate([("nih_starter", "1"), ("nih_extra", "0"),
+                                            ("nih_extra", "-1"), ("nih_lowres64", "1"),
+                                            ("nih_lowres64", "0"), ("nih_austin", "")]):
+        _noise_png(tmp_path / "images" / f"s{i}.png", 300 + i, size=64 if "64" in source else 160)
+        rows.append({"path": f"images/s{i}.png", **dict.fromkeys(NIH_LABELS, 0),
+                     "Effusion": effusion, "source": source})
+    csv_path = _write_csv(tmp_path / "groups.csv", ["path", *NIH_LABELS, "source"], rows)
+    metrics = evaluate_csv("diagnosis", csv_path, weights_dir=random_weights_dir, out=None,
+                           progress=False)
+    groups = metrics["by_source_group"]
+    assert list(groups) == ["broad", "broad_64px", "no_finding_pneumonia"]
+    assert [groups[g]["n"] for g in groups] == [3, 2, 1]
+    assert groups["broad"]["per_label"]["Effusion"]["n_unknown"] == 1
+    assert groups["broad"]["per_label"]["Effusion"]["auroc"] in (0.0, 1.0)  # 1 pos, 1 neg known
+    assert groups["broad_64px"]["per_label"]["Effusion"]["auroc"] is not None
+    assert metrics["per_label"]["Effusion"]["n_unknown"] == 2
+    assert metrics["per_label"]["Effusion"]["n_pos"] == 2
+    assert metrics["no_finding"]["n"] == 2  # the rows with an unknown Effusion are not "no finding"
+    assert list(metrics["by_source"]) == ["nih_austin", "nih_extra", "nih_lowres64", "nih_starter"]
 
 
 def test_evaluate_diagnosis_uses_the_checkpoint_thresholds(diagnosis_csv, random_weights_dir,

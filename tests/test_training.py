@@ -61,15 +61,16 @@ def test_train_writes_a_loadable_run(runs, task):
     assert config["training"]["config"]["init"] == "scratch"
     if spec.multilabel:
         assert set(config["thresholds"]) == set(NIH_LABELS)
-        # chosen on the mean of the validation AUROC and that of 96 px copies
+        # chosen on the broad-sample validation rows: the mean of their AUROC and that of
+        # their 64 px copies
         from training.train import selection_score
 
         for r in rows:
-            if r["mean_auroc"] is None:  # no label with both positives and negatives
+            if r["broad_mean_auroc"] is None:  # no label with both positives and negatives
                 continue
-            assert 0 <= r["low_resolution_mean_auroc"] <= 1
+            assert 0 <= r["low_resolution_broad_mean_auroc"] <= 1
             assert r["selection_score"] == pytest.approx(
-                (r["mean_auroc"] + r["low_resolution_mean_auroc"]) / 2)
+                (r["broad_mean_auroc"] + r["low_resolution_broad_mean_auroc"]) / 2)
         assert selection_score(rows[0], "mean_auroc", 0.0) == rows[0]["selection_score"]
     loaded = load_checkpoint(run / spec.filename, task)  # the package loads what training wrote
     assert loaded.spec.input_size == 64
@@ -191,6 +192,57 @@ def test_nih_table_splits_patient_wise(tmp_path):
     assert len(train) + len(val) == 4 and val
     patients = lambda recs: {r.meta["Patient ID"] for r in recs}  # noqa: E731
     assert not patients(train) & patients(val)  # patient 1's two images stay together
+
+
+def test_unknown_labels_change_neither_the_loss_nor_its_gradient():
+    """U-Ignore: an UNKNOWN cell's logit may be anything; the loss and every other gradient
+    stay as they are, and the loss is the mean over the known cells."""
+    from torch.nn import functional as F
+    from training.train import diagnosis_loss
+
+    from diachestxr.labels import UNKNOWN
+
+    torch.manual_seed(0)
+    y = (torch.rand(6, 14) < 0.3).float()
+    y[0, 3] = y[2, 6] = y[5, 13] = UNKNOWN
+    known = y >= 0
+    losses, grads = [], []
+    for shift in (0.0, 5.0):
+        logits = torch.randn(6, 14, generator=torch.Generator().manual_seed(1))
+        logits[~known] += shift  # only the unknown cells' logits differ
+        logits.requires_grad_(True)
+        loss = diagnosis_loss(logits, y)
+        loss.backward()
+        losses.append(loss.item()), grads.append(logits.grad.clone())
+    assert losses[0] == pytest.approx(losses[1])
+    assert (grads[0][~known] == 0).all() and (grads[1][~known] == 0).all()
+    assert torch.allclose(grads[0], grads[1])
+    logits = torch.randn(6, 14, generator=torch.Generator().manual_seed(1))
+    expected = F.binary_cross_entropy_with_logits(logits[known], y[known])
+    assert diagnosis_loss(logits, y).item() == pytest.approx(expected.item())
+
+
+def test_unknown_policy_and_positive_weights(data_dir):
+    """--unknown ones turns the training split's unknown cells into positives (validation
+    keeps them unknown); --pos-weight weighs each label's positives by its imbalance."""
+    from training.train import POS_WEIGHT_CAP, TrainConfig, load_splits, positive_weights
+
+    from diachestxr.labels import UNKNOWN
+
+    csv_path = str(data_dir / "diagnosis" / "labels.csv")
+    ignore_train, ignore_val = load_splits(TrainConfig(task="diagnosis", data=csv_path))
+    ones_train, ones_val = load_splits(TrainConfig(task="diagnosis", data=csv_path, unknown="ones"))
+    before, after = np.stack([r.target for r in ignore_train]), np.stack([r.target for r in ones_train])
+    assert (before == UNKNOWN).sum() > 50  # the nih_austin rows (139 cells in all splits)
+    assert not (after == UNKNOWN).any()
+    assert (after[before == UNKNOWN] == 1).all() and (after[before != UNKNOWN] == before[before != UNKNOWN]).all()
+    assert all((a.target == b.target).all() for a, b in zip(ignore_val, ones_val))
+    weights = positive_weights(ignore_train, 0.5)
+    known = before != UNKNOWN
+    ratio = ((before == 0) & known).sum(0) / (before == 1).sum(0)
+    assert weights == pytest.approx(np.minimum(np.sqrt(ratio), POS_WEIGHT_CAP), rel=1e-6)
+    with pytest.raises(SystemExit, match="--unknown maybe"):
+        load_splits(TrainConfig(task="diagnosis", data=csv_path, unknown="maybe"))
 
 
 def test_bundle_reports_shortcut_checks_and_keeps_a_better_checkpoint(runs, data_dir, tmp_path,

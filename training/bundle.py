@@ -3,8 +3,9 @@
     python -m training.bundle runs/screening --data ../shared/data [--note "..."] [--force]
 
 Replaces the bundled checkpoint only when the run scores higher than it on the current
-validation split, by the score training selects with (both are re-scored there, so a change
-of split cannot favour either; the test split never chooses a model). For diagnosis it sets
+validation split, by the score training selects with (training.train.selection_score; both
+are re-scored there, so a change of split cannot favour either; the test split never chooses
+a model). For diagnosis that is the broad-sample rows' score. For diagnosis it sets
 the per-label operating points on the validation split (diachestxr.metrics.operating_points),
 for screening the COVID-19 operating point on the validation adults.
 Evaluates the run on the test split with `diachestxr evaluate`, adds those metrics, the training data and limitations to the config,
@@ -24,14 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from diachestxr.card import DATA, model_card
-from diachestxr.evaluate import evaluate_csv, read_labelled_csv
+from diachestxr.evaluate import evaluate_csv, low_resolution_probabilities, read_labelled_csv
 from diachestxr.inference import Predictor
 from diachestxr.metrics import operating_points, specificity_threshold
 from diachestxr.weights import BUNDLED_DIR, load_checkpoint
 
 from .data import nih_rows_as_screening, read_labels_csv
 from .push_to_hub import find_checkpoints
-from .train import OPERATING_POINT
+from .train import OPERATING_POINT, selection_score, validation_score
 
 SCORE = {"screening": "macro_auroc", "diagnosis": "mean_auroc"}  # reported on the test split
 ADULT_SPECIFICITY = 0.95  # screening: adult non-COVID radiographs not called COVID-19
@@ -69,16 +70,18 @@ def set_operating_points(task: str, weights: Path, config_file: Path, config: di
     return config
 
 
-def validation_score(task: str, weights_dir: Path, data: Path) -> float:
+def rescore_on_validation(task: str, weights_dir: Path, data: Path) -> float:
     """The score training selects epochs by (training.train.selection_score), re-measured on
-    the current validation split: screening averages its macro AUROC with the AUROC of
-    COVID-19 against adult non-COVID radiographs (threshold-free, the age shortcut),
-    diagnosis its mean AUROC with the mean AUROC on copies shrunk to 96 px."""
-    metrics = evaluate_csv(task, data / task / "labels.csv", split="val", weights_dir=weights_dir,
-                           out=None, progress=False, **_adults(task, data))
-    other = (metrics["adult"]["covid19_vs_non_covid19_auroc"] if task == "screening"
-             else metrics["low_resolution"][SCORE[task]])
-    return (metrics[SCORE[task]] + other) / 2
+    the current validation split from the original files."""
+    records = read_labels_csv(data / task / "labels.csv", task, "val")
+    if task == "screening":  # screening is also measured on adults: the NIH radiographs
+        records += nih_rows_as_screening(data / "diagnosis" / "labels.csv", "val")
+    paths = [r.path for r in records]
+    with Predictor(tasks=[task], weights_dir=weights_dir, gate="off") as predictor:
+        spec = predictor.models[task].spec
+        low_res = low_resolution_probabilities(predictor, paths, task) if spec.multilabel else None
+        scores = validation_score(spec, predictor.probabilities(paths, task), records, low_res)
+    return selection_score(scores, SCORE[task], train_loss=0.0)
 
 
 def _adults(task: str, data: Path) -> dict:
@@ -93,7 +96,8 @@ def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False) -> 
         current = BUNDLED_DIR / weights.name
         config = set_operating_points(task, weights, config_file, config, data)
         if current.is_file() and not force:
-            old, new = validation_score(task, BUNDLED_DIR, data), validation_score(task, run_dir, data)
+            old = rescore_on_validation(task, BUNDLED_DIR, data)
+            new = rescore_on_validation(task, run_dir, data)
             if new <= old:
                 print(f"{task}: validation score {new:.4f} is not above the bundled model's "
                       f"{old:.4f}; kept the bundled checkpoint (use --force to replace it)")

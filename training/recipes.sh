@@ -127,3 +127,15 @@ python -m training.train_gate --data $S --bundle
 python -m training.bundle runs/scr-bal --data $S
 python -m training.bundle runs/dx-D2-light192 --data $S   # v0.3.0
 python -m training.bundle runs/dx-ssl-lowres --data $S    # v0.4.0: 0.737 against 0.724
+
+# v0.5.0, diagnosis (issue #18), on the data of 2026-11-30 (2,742 training images, unknown
+# label cells left out of the loss): two runs side by side, one CPU thread each, from the
+# v0.4.0 checkpoint, 8 epochs of low-resolution round trips with an EMA of the weights;
+# without and with positive weights (the square root of each label's imbalance). Epochs and
+# runs are chosen on the broad-sample validation rows (training.train.selection_score).
+mkdir -p runs/dx-v040 && V4=runs/dx-v040/diagnosis.safetensors
+git show ba55b67:diachestxr/weights/diagnosis.safetensors > $V4  # the v0.4.0 checkpoint
+DX5="python -m training.train --task diagnosis --data $S/diagnosis/labels.csv --input-size 192 --patience 30 --init $V4 --epochs 8 --lr 3e-4 --warmup-epochs 0.3 --augment lowres --ema-epochs 1"
+$DX5 --out runs/dx18-ignore &
+$DX5 --pos-weight 0.5 --out runs/dx18-posw &
+wait

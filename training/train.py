@@ -33,11 +33,11 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
-from diachestxr.evaluate import low_resolution_scores
+from diachestxr.evaluate import low_resolution_probabilities
 from diachestxr.metrics import (FINDING_SPECIFICITY, adult_screening_metrics, balanced_accuracy,
-                                 diagnosis_metrics, operating_points, screening_metrics)
+                                 mean_auroc, operating_points, screening_metrics)
 from diachestxr.inference import Predictor
-from diachestxr.labels import NOT_COVID, SCREENING_CLASSES
+from diachestxr.labels import DIAGNOSIS_SOURCE_GROUPS, NOT_COVID, SCREENING_CLASSES, known
 from diachestxr.models import build_model
 from diachestxr.registry import CAM_LAYERS, ModelSpec, get_spec
 from diachestxr.transforms import TRAIN_CACHE_SCALE, resize_gray, train_transform
@@ -52,6 +52,7 @@ log = logging.getLogger("training")
 OPERATING_POINT = {"rule": "per label, the lowest threshold with this specificity on validation",
                    "specificity": FINDING_SPECIFICITY, "split": "val"}
 TRAIN_PROBE = 200  # training images scored each epoch to tell underfitting from overfitting
+POS_WEIGHT_CAP = 20.0  # --pos-weight: Hernia's ~1 % prevalence would otherwise weigh 100x
 
 
 @dataclass
@@ -70,6 +71,12 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.05  # screening only: softer, better-calibrated confidences
+    # diagnosis: what an unknown (-1 or empty) training label means. ignore: left out of the
+    # loss (CheXpert's U-Ignore); ones: a positive (U-Ones). Validation always leaves it out.
+    unknown: str = "ignore"
+    # diagnosis: 0 off; else each label's positives weigh (negatives / positives) ** this in
+    # the loss (0.5: the square root), capped at POS_WEIGHT_CAP, against label imbalance
+    pos_weight: float = 0.0
     # 0: off. Else validate and keep an exponential moving average of the weights with this
     # time constant in epochs: with few images, single epochs' weights are noisy and their
     # average generalises better (on our 50 diagnosis validation images, averaging epochs 6
@@ -113,6 +120,12 @@ def load_splits(cfg: TrainConfig) -> tuple[list[Record], list[Record]]:
     if cfg.extra_adults:
         train += nih_rows_as_screening(cfg.extra_adults, "train")
         val += nih_rows_as_screening(cfg.extra_adults, "val")
+    if cfg.task == "diagnosis":
+        if cfg.unknown not in ("ignore", "ones"):
+            raise SystemExit(f"--unknown {cfg.unknown}: choose ignore or ones")
+        if cfg.unknown == "ones":  # training targets only; validation leaves unknowns out
+            train = [dataclasses.replace(r, target=np.where(known(r.target), r.target, 1.0)
+                                         .astype(np.float32)) for r in train]
     if cfg.limit:
         train, val = _head_per_class(train, cfg.limit), _head_per_class(val, cfg.limit)
     return train, val
@@ -177,13 +190,23 @@ def cpu_has_native_bf16() -> bool:
 
 
 # ------------------------------------------------------------------------------- run
-def validation_score(spec: ModelSpec, probs: np.ndarray, records: list[Record]) -> dict:
+def validation_score(spec: ModelSpec, probs: np.ndarray, records: list[Record],
+                     low_resolution_probs: np.ndarray | None = None) -> dict:
+    """Validation numbers of one epoch (metrics.jsonl) and what selection_score needs.
+    Diagnosis: the mean AUROC of every row, of the broad-sample rows, and of the broad rows
+    shrunk to LOW_RESOLUTION_SIDE px (low_resolution_probs: every row's outputs there)."""
     if spec.multilabel:
-        report = diagnosis_metrics(np.stack([r.target for r in records]), probs, spec.labels)
-        return {"mean_auroc": report["mean_auroc"]}
+        targets = np.stack([r.target for r in records])
+        broad = broad_rows(records)
+        scores = {"mean_auroc": mean_auroc(targets, probs),
+                  "broad_mean_auroc": mean_auroc(targets[broad], probs[broad]) if broad.any() else None}
+        if low_resolution_probs is not None and broad.any():
+            scores["low_resolution_broad_mean_auroc"] = mean_auroc(targets[broad],
+                                                                   low_resolution_probs[broad])
+        return scores
     y = np.array([int(r.target) for r in records])
-    known = y != NOT_COVID
-    report = screening_metrics(y[known], probs[known], spec.labels)
+    labelled = y != NOT_COVID
+    report = screening_metrics(y[labelled], probs[labelled], spec.labels)
     adult = np.array([r.group == "adult" for r in records])
     adults = adult_screening_metrics(y[adult], probs[adult], spec.labels)
     return {"macro_auroc": report["macro_auroc"], "accuracy": report["accuracy"],
@@ -196,33 +219,65 @@ def validation_score(spec: ModelSpec, probs: np.ndarray, records: list[Record]) 
             "adult_normal_called_normal": adults["normal"]["called_normal"]}
 
 
+def broad_rows(records: list[Record]) -> np.ndarray:
+    """The diagnosis rows of the broad samples (every label as NIH labels it, full resolution
+    or 64 px), not those selected as No Finding / Pneumonia. Rows without a `source` (NIH's
+    own table, itself a broad sample) all count."""
+    no_finding_pneumonia = DIAGNOSIS_SOURCE_GROUPS["no_finding_pneumonia"]
+    return np.array([r.meta.get("source", "") not in no_finding_pneumonia for r in records])
+
+
 def selection_score(scores: dict, score_name: str, train_loss: float) -> float:
-    """What picks the best epoch, threshold-free: validation AUROC, averaged (screening) with
-    the AUROC of COVID-19 against adult non-COVID radiographs, so a model that scores by
-    recognising adults loses to one that separates the disease among adults, and no model
-    wins by merely calling COVID-19 less often; (diagnosis) with the AUROC on copies shrunk
-    to 96 px, since downsized uploads are common and the v0.3.0 192 px model lost 0.05 on
-    them (validation 0.750 -> 0.698) where one trained with --augment lowres lost 0.01."""
-    if scores[score_name] is None:
+    """What picks the best epoch (training) and the bundled model (training.bundle), on
+    validation and threshold-free. Screening: the macro AUROC averaged with the AUROC of
+    COVID-19 against adult non-COVID radiographs, so a model that scores by recognising
+    adults loses to one that separates the disease among adults, and no model wins by merely
+    calling COVID-19 less often. Diagnosis: the mean AUROC of the broad-sample rows averaged
+    with theirs on copies shrunk to LOW_RESOLUTION_SIDE px -- the No Finding / Pneumonia rows
+    are easy and would hide the other 13 labels, and models are judged on a stranger's film,
+    full size and shrunk."""
+    if (broad := scores.get("broad_mean_auroc")) is not None:
+        other = scores.get("low_resolution_broad_mean_auroc")
+        return broad if other is None else (broad + other) / 2
+    if scores.get(score_name) is None:
         return -train_loss
-    for other in ("adult_covid_auroc", "low_resolution_mean_auroc"):
-        if scores.get(other) is not None:
-            return (scores[score_name] + scores[other]) / 2
+    if scores.get("adult_covid_auroc") is not None:
+        return (scores[score_name] + scores["adult_covid_auroc"]) / 2
     return scores[score_name]
 
 
 def screening_loss(logits: torch.Tensor, y: torch.Tensor, smoothing: float) -> torch.Tensor:
     """Cross-entropy on labelled images; -log(1 - p(COVID-19)) on NOT_COVID partial labels."""
-    known = y != NOT_COVID
+    labelled = y != NOT_COVID
     loss = logits.new_zeros(())
-    if known.any():
-        loss = F.cross_entropy(logits[known], y[known], label_smoothing=smoothing, reduction="sum")
-    if (~known).any():
-        log_p = F.log_softmax(logits[~known], dim=1)
+    if labelled.any():
+        loss = F.cross_entropy(logits[labelled], y[labelled], label_smoothing=smoothing, reduction="sum")
+    if (~labelled).any():
+        log_p = F.log_softmax(logits[~labelled], dim=1)
         covid = SCREENING_CLASSES.index("COVID-19")
         not_covid = torch.logsumexp(torch.cat([log_p[:, :covid], log_p[:, covid + 1:]], 1), 1)
         loss = loss - not_covid.sum()
     return loss / len(y)
+
+
+def positive_weights(records: list[Record], power: float) -> np.ndarray:
+    """Per-label loss weights of the positives: (negatives / positives) ** power, over the
+    known cells, capped at POS_WEIGHT_CAP (see TrainConfig.pos_weight)."""
+    targets = np.stack([r.target for r in records])
+    pos = (targets == 1).sum(0)
+    neg = (targets == 0).sum(0)
+    return np.minimum((neg / np.maximum(pos, 1)) ** power, POS_WEIGHT_CAP).astype(np.float32)
+
+
+def diagnosis_loss(logits: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor | None = None
+                   ) -> torch.Tensor:
+    """BCE-with-logits over the known cells only: an UNKNOWN (-1) target adds nothing to the
+    loss or its gradient (CheXpert's U-Ignore), so a batch's loss is the mean over its known
+    cells. pos_weight (L,) weighs each label's positives (imbalance)."""
+    mask = known(y)
+    loss = F.binary_cross_entropy_with_logits(logits, y.clamp(min=0), pos_weight=pos_weight,
+                                              reduction="none")
+    return (loss * mask).sum() / mask.sum().clamp(min=1)
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -264,7 +319,9 @@ def train(cfg: TrainConfig) -> Path:
                                            else torch.contiguous_format)
     ddp_model = nn.parallel.DistributedDataParallel(model) if distributed else model
     if spec.multilabel:
-        criterion = nn.BCEWithLogitsLoss()
+        pos_weight = (torch.as_tensor(positive_weights(train_recs, cfg.pos_weight), device=device)
+                      if cfg.pos_weight else None)
+        criterion = lambda logits, y: diagnosis_loss(logits, y, pos_weight)  # noqa: E731
         weights = np.ones(len(train_recs))
     else:
         criterion = lambda logits, y: screening_loss(logits, y, cfg.label_smoothing)  # noqa: E731
@@ -304,7 +361,7 @@ def train(cfg: TrainConfig) -> Path:
     t0 = time.time()
     for epoch in range(start_epoch, cfg.epochs):
         ddp_model.train()
-        total, n = 0.0, 0
+        total, n, epoch_start = 0.0, 0, time.time()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not main, unit="batch")
         for x, y in bar:
             x, y = x.to(device, non_blocking=True), y.to(device)
@@ -321,19 +378,19 @@ def train(cfg: TrainConfig) -> Path:
                 ema.update_parameters(model)
             total, n = total + loss.item() * len(x), n + len(x)
             bar.set_postfix(loss=f"{total / n:.4f}")
+        train_img_per_s = n * world / (time.time() - epoch_start)  # the steps, not validation
         if main:
             predictor = Predictor.from_models(kept)  # the path the app and `evaluate` use
             probs = predictor.probabilities(val_imgs, spec.task)
-            scores = validation_score(spec, probs, val_recs)
-            if spec.multilabel:  # the same images shrunk to 96 px (see selection_score)
-                scores["low_resolution_mean_auroc"] = low_resolution_scores(
-                    predictor, val_imgs, np.stack([r.target for r in val_recs]), spec.task
-                )[score_name]
+            scores = validation_score(  # diagnosis: also the copies shrunk (see selection_score)
+                spec, probs, val_recs,
+                low_resolution_probabilities(predictor, val_imgs, spec.task) if spec.multilabel else None)
             train_scores = validation_score(spec, predictor.probabilities(probe_imgs, spec.task),
                                             probe_recs)
             row = {"epoch": epoch + 1, "train_loss": total / max(n, 1), **scores,
                    f"train_{score_name}": train_scores[score_name],
-                   "lr": scheduler.get_last_lr()[0], "elapsed_s": round(time.time() - t0, 1)}
+                   "lr": scheduler.get_last_lr()[0], "elapsed_s": round(time.time() - t0, 1),
+                   "train_img_per_s": round(train_img_per_s, 1)}
             row["selection_score"] = score = selection_score(scores, score_name, row["train_loss"])
             history.append(row)
             with (out / "metrics.jsonl").open("a") as f:
