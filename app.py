@@ -37,7 +37,7 @@ from diachestxr.examples import Example, list_examples  # noqa: E402
 from diachestxr.explain import CAM_METHODS, DEFAULT_ALPHA, DEFAULT_METHOD, overlay  # noqa: E402
 from diachestxr.inference import TOP_FINDINGS  # noqa: E402
 from diachestxr.io import MAX_FILE_BYTES  # noqa: E402
-from diachestxr.registry import TASKS, get_spec  # noqa: E402
+from diachestxr.registry import PNG_COMPRESS_LEVEL, TASKS, get_spec  # noqa: E402
 
 log = logging.getLogger("diachestxr.app")
 if __name__ == "__main__":  # before the models load, so their source is logged
@@ -57,7 +57,6 @@ STATE_TTL_S = 1800
 STATE_MAP_SIDE = 64
 WEAK_AUROC = 0.7  # below this test AUROC the tab warns that its outputs are mostly wrong
 NO_RESULT = "Upload an image (or click a sample) to see the 14 probabilities."
-PNG_COMPRESS_LEVEL = 1  # overlays: zlib level 1 encodes ~4x faster than Pillow's default 6
 TAB_TITLES = {"screening": "**COVID-19, Pneumonia or Normal** from one frontal chest radiograph.",
               "diagnosis": "**The 14 NIH ChestX-ray14 findings** (several may apply) from one "
                            "frontal chest radiograph."}

@@ -24,11 +24,10 @@ import numpy as np
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
 from .explain import CENTRAL_MARGIN, central_mass
-from .inference import BATCH_SIZE
 from .labels import (DIAGNOSIS_SOURCE_GROUPS, PEDIATRIC_SOURCES, UNKNOWN, known,
                      screening_target_of_nih)
 from .metrics import adult_screening_metrics, diagnosis_metrics, screening_metrics
-from .registry import get_spec
+from .registry import BATCH_SIZE, get_spec
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,9 @@ run once up to L (`trunk`, no gradients) and pytorch-grad-cam explains the small
 the ones pytorch-grad-cam computes on the whole network (tests check this within 1e-4).
 
 Hooks exist only inside the `with` block of each call, as pytorch-grad-cam intends.
+pytorch-grad-cam is imported on the first map, not with this module: its package imports
+scikit-learn, scipy and matplotlib (about 1.5 s), which a process that makes no map (the CLI
+without --cam-dir, `Predictor.probabilities`) should not pay for.
 """
 
 from __future__ import annotations
@@ -19,18 +22,16 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 import torch
-from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
-from pytorch_grad_cam.utils.image import scale_cam_image, show_cam_on_image
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from .registry import DEFAULT_MAP_METHOD, MAP_METHODS
 
 DEFAULT_ALPHA = 0.45  # heatmap opacity in overlays
 
 # Methods that need only activations and gradients at the target layer, so they work on the
-# head alone. (Score-CAM, Ablation-CAM and the like perturb the *input* and do not.)
-CAM_METHODS: dict[str, type] = dict(zip(MAP_METHODS, (GradCAM, GradCAMPlusPlus, XGradCAM, HiResCAM,
-                                                      LayerCAM)))
+# head alone. (Score-CAM, Ablation-CAM and the like perturb the *input* and do not.) Their
+# pytorch-grad-cam classes: cam_class(name).
+CAM_METHODS: tuple[str, ...] = MAP_METHODS
+_CAM_CLASSES = ("GradCAM", "GradCAMPlusPlus", "XGradCAM", "HiResCAM", "LayerCAM")
 DEFAULT_METHOD = DEFAULT_MAP_METHOD
 
 
@@ -38,6 +39,13 @@ def check_method(method: str) -> str:
     if method not in CAM_METHODS:
         raise ValueError(f"unknown map method {method!r}; choose one of {', '.join(CAM_METHODS)}")
     return method
+
+
+def cam_class(method: str) -> type:
+    """The pytorch-grad-cam class of a map method (imports pytorch-grad-cam on first use)."""
+    import pytorch_grad_cam
+
+    return getattr(pytorch_grad_cam, _CAM_CLASSES[CAM_METHODS.index(check_method(method))])
 
 
 class RankedOutputTarget:
@@ -59,7 +67,10 @@ class RankedOutputTarget:
         return model_output[..., self.index(model_output)]
 
 
-def class_target(index: int) -> ClassifierOutputTarget:
+def class_target(index: int):
+    """pytorch-grad-cam's target for output `index`."""
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     return ClassifierOutputTarget(index)
 
 
@@ -90,7 +101,9 @@ class HeadExplainer:
         flat = [t for per_image in targets for t in per_image]
         # A fresh tap per call: its hooks belong to this call alone and go with the block.
         tap = torch.nn.Identity()
-        with self.lock, CAM_METHODS[check_method(method)](
+        from pytorch_grad_cam.utils.image import scale_cam_image
+
+        with self.lock, cam_class(method)(
                 model=torch.nn.Sequential(tap, self.head), target_layers=[tap]) as cam:
             small = cam(input_tensor=batch, targets=flat)  # (sum k, h, w), min-max scaled
         # The rest of pytorch-grad-cam's pipeline on the whole network: scale to the input
@@ -132,4 +145,6 @@ def overlay(gray: np.ndarray, cam: np.ndarray, alpha: float = DEFAULT_ALPHA) -> 
         return np.rint(rgb * 255).astype(np.uint8)
     if cam.shape != gray.shape:
         cam = resize_map(cam, *gray.shape)
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
     return show_cam_on_image(rgb, cam, use_rgb=True, image_weight=1.0 - alpha)

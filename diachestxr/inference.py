@@ -30,7 +30,7 @@ from .gate import GateVerdict, RadiographGate, raise_if_refused
 from .io import ImageSource, read_xray, shrink, source_name
 from .metrics import screening_predictions
 from .models import ChestXRayNet
-from .registry import TASKS, ModelSpec
+from .registry import BATCH_SIZE, TASKS, ModelSpec
 from .transforms import eval_tensor
 from .weights import LoadedModel, WeightsSource, load_model
 
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5  # when a checkpoint carries no calibrated thresholds
 TOP_FINDINGS = 3  # diagnosis: Grad-CAM maps for this many top-ranked labels by default
-BATCH_SIZE = 32
 DISPLAY_MAX_SIDE = 1024  # results keep the image (and draw overlays) at most this large
 
 

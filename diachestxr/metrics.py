@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from .labels import known
+
+# scikit-learn is imported where a metric is computed: `inference` uses this module's
+# screening_predictions, and a process that only predicts should not load scikit-learn.
 
 
 def auroc_or_none(y_true: np.ndarray, score: np.ndarray) -> float | None:
@@ -18,6 +20,8 @@ def auroc_or_none(y_true: np.ndarray, score: np.ndarray) -> float | None:
     y_true, score = y_true[mask], score[mask]
     if not len(y_true) or y_true.min() == y_true.max():
         return None
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(y_true, score))
 
 
@@ -123,7 +127,13 @@ def screening_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[s
             "accuracy": float((pred == y_true).mean()),
             "macro_auroc": _mean_or_none(v["auroc"] for v in per_class.values()),
             "per_class": per_class,
-            "confusion_matrix": confusion_matrix(y_true, pred, labels=list(range(n_classes))).tolist()}
+            "confusion_matrix": _confusion_matrix(y_true, pred, n_classes)}
+
+
+def _confusion_matrix(y_true: np.ndarray, pred: np.ndarray, n_classes: int) -> list[list[int]]:
+    from sklearn.metrics import confusion_matrix
+
+    return confusion_matrix(y_true, pred, labels=list(range(n_classes))).tolist()
 
 
 def adult_screening_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str],

@@ -88,6 +88,15 @@ TASKS: tuple[str, ...] = tuple(SPECS)
 MAP_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam")
 DEFAULT_MAP_METHOD = "gradcam"
 
+# Images per forward pass by default (Predictor, the CLI, evaluate). Measured on a 2-core CPU
+# (benchmarks/batch_size.py): DenseNet121 throughput peaks at 8 and falls above it as the
+# activations outgrow the cache (58.6 img/s at 8, 30.3 at 32 without maps).
+BATCH_SIZE = 8
+
+# Overlays written as PNG (the app's files, the CLI's --cam-dir): zlib level 1 encodes ~4x
+# faster than Pillow's default 6 for a slightly larger file.
+PNG_COMPRESS_LEVEL = 1
+
 
 def get_spec(task: str) -> ModelSpec:
     try:

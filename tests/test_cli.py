@@ -137,3 +137,24 @@ def test_any_failure_reading_one_file_is_that_files_error(monkeypatch, capsys, e
     assert status == 2 and [l["file"] for l in lines] == [broken, good]
     assert lines[0]["error"] == "IM-0117-0001.jpeg: cannot read this file (RuntimeError: decoder exploded)"
     assert lines[1]["label"] in SCREENING_CLASSES
+
+
+def test_a_prediction_without_maps_loads_neither_grad_cam_nor_scikit_learn(examples_dir,
+                                                                            random_weights_dir):
+    """pytorch-grad-cam's package imports scikit-learn, scipy and matplotlib (~1.5 s of every
+    start): only a process that makes a map or a metric pays for them."""
+    code = (
+        "import sys; from diachestxr import cli; "
+        f"status = cli.main(['predict', '--task', 'diagnosis', '-q', '--weights', {str(random_weights_dir)!r}, "
+        f"{str(examples_dir / '00001968_000.jpg')!r}]); "
+        "print('LOADED', sorted(m for m in ('pytorch_grad_cam', 'sklearn', 'matplotlib', 'scipy') if m in sys.modules)); "
+        f"cli.main(['predict', '--task', 'diagnosis', '-q', '--weights', {str(random_weights_dir)!r}, "
+        f"'--cam-dir', {str(random_weights_dir.parent / 'cams')!r}, {str(examples_dir / '00001968_000.jpg')!r}]); "
+        "print('LOADED', 'pytorch_grad_cam' in sys.modules)")
+    import os
+
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "DIACHESTXR_HUB_REPO": "none"})
+    assert proc.returncode == 0, proc.stderr
+    without_maps, with_maps = [l for l in proc.stdout.splitlines() if l.startswith("LOADED")]
+    assert without_maps == "LOADED []" and with_maps == "LOADED True"

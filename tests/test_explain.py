@@ -11,7 +11,7 @@ import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from diachestxr import Predictor
-from diachestxr.explain import CAM_METHODS, HeadExplainer, class_target
+from diachestxr.explain import CAM_METHODS, HeadExplainer, cam_class, class_target
 from diachestxr.io import read_xray
 from diachestxr.models import build_model
 from diachestxr.transforms import eval_tensor
@@ -35,7 +35,7 @@ def _reference_maps(model, image, labels, method):
     reference = build_model(spec).to(memory_format=torch.channels_last)
     reference.load_state_dict(model.state_dict())
     x = eval_tensor(read_xray(image), spec).unsqueeze(0).contiguous(memory_format=torch.channels_last)
-    with CAM_METHODS[method](model=reference, target_layers=[reference.get_submodule(spec.cam_layer)]) as cam:
+    with cam_class(method)(model=reference, target_layers=[reference.get_submodule(spec.cam_layer)]) as cam:
         maps = {l: cam(input_tensor=x, targets=[ClassifierOutputTarget(spec.labels.index(l))])[0]
                 for l in labels}
         logits = cam.outputs[0].detach()

@@ -1,0 +1,206 @@
+"""Every benchmark in one run, on a quiet machine: the source of every figure in the README's
+Benchmarks section and in docs/benchmarks.md.
+
+    python benchmarks/run_all.py [--max-load 0.6] [--wait 900] [--against OLD_CHECKOUT]
+                                 [--only latency,batch_size] [--write]
+
+It waits until the 1-minute load average is at or below --max-load (at most --wait seconds;
+the load is recorded either way), then runs each benchmark script in its own process, one
+after the other, and records its JSON, wall time and the load before and after it. With
+--write it saves docs/benchmarks.json (everything) and docs/benchmarks.md (the tables), and
+rewrites the README's block between the `benchmarks:start` / `benchmarks:end` markers.
+--against gives cli_startup an older checkout to measure in the same run (ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = {  # name: arguments (the slow ones with fewer repetitions than their defaults)
+    "latency": ["--runs", "15"],
+    "batch_size": ["--rounds", "5"],
+    "cli_startup": ["--runs", "5"],
+    "training_throughput": ["--steps", "6"],
+    "weights_load": ["--runs", "3"],
+    "app_latency": ["--calls", "10"],
+    "memory": ["--sessions", "20"],
+}
+
+
+def wait_for_quiet(max_load: float, wait_s: float) -> dict:
+    t0 = time.monotonic()
+    while os.getloadavg()[0] > max_load and time.monotonic() - t0 < wait_s:
+        time.sleep(10)
+    load = os.getloadavg()[0]
+    return {"waited_s": round(time.monotonic() - t0), "load_1min": round(load, 2),
+            "quiet": load <= max_load}
+
+
+def run(name: str, args: list[str]) -> dict:
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args],
+                          cwd=ROOT, capture_output=True, text=True)
+    record = {"command": f"python benchmarks/{name}.py {' '.join(args)}".strip(),
+              "wall_s": round(time.perf_counter() - t0, 1), "load_before": round(load, 2),
+              "load_after": round(os.getloadavg()[0], 2)}
+    if proc.returncode != 0:
+        return {**record, "error": proc.stderr[-2000:]}
+    text = proc.stdout
+    return {**record, "result": json.loads(text[text.index("{"):])}
+
+
+def get(data: dict, *keys, default=None):
+    for key in keys:
+        if not isinstance(data, dict) or key not in data:
+            return default
+        data = data[key]
+    return data
+
+
+def summary_rows(results: dict) -> list[tuple[str, str]]:
+    """The README's few figures, each read from this run's results."""
+    rows = []
+    lat = get(results, "latency", "result") or {}
+    for task, maps in (("screening", "1 / 3"), ("diagnosis", "3 / 14")):
+        t = lat.get(task) or {}
+        if t:
+            rows.append((f"{task}: bare forward; predict with default / all maps ({maps} maps)",
+                         f"{t['forward']} ms; {t['predict_default_vs_forward']}x / "
+                         f"{t['predict_all_maps_vs_forward']}x the forward"))
+            rows.append((f"{task}: bf16 autocast forward (not adopted)",
+                         f"{t['bf16']['speedup']}x faster, probabilities move up to "
+                         f"{t['bf16']['max_probability_error']}"))
+    batch = get(results, "batch_size", "result") or {}
+    if batch:
+        img = batch["img_per_s"]
+        for maps in ("none", "all"):
+            rows.append((f"Predictor.predict, {batch['images']} diagnosis images, {maps} maps: "
+                         f"batch {batch['default_batch_size']} (default) against 32",
+                         f"{img[f'{maps} maps, batch {batch['default_batch_size']}']} against "
+                         f"{img[f'{maps} maps, batch 32']} img/s "
+                         f"({batch['vs_batch_32'][f'{maps} maps, batch {batch['default_batch_size']}']}x)"))
+    cli = get(results, "cli_startup", "result") or {}
+    for case in ("--help", "predict diagnosis, 1 image"):
+        if isinstance(row := cli.get(case), dict) and isinstance(row.get("repo"), dict):
+            text = f"{row['repo']['median_s']} s"
+            if "ratio" in row:
+                text += f" ({row['ratio']}x the older checkout's {row['against']['median_s']} s)"
+            rows.append((f"`diachestxr {case}` (fresh process)", text))
+    for r in get(results, "training_throughput", "result", "results", default=[]):
+        rows.append((f"training step, {r['model']} at {r['size']} px: fp32 → bf16 + channels_last",
+                     f"{r['fp32']} → {r['bf16_channels_last']} img/s ({r['bf16_speedup']}x)"))
+    app = get(results, "app_latency", "result") or {}
+    if app:
+        ends = app.get("endpoints", {})
+        rows.append(("app through gradio_client: /screen, /diagnose (median)",
+                     ", ".join(f"{e} {v.get('median_s', v)} s" if isinstance(v, dict) else f"{e} {v}"
+                               for e, v in ends.items())))
+        if thr := app.get("throughput"):
+            rows.append((f"app, {thr.get('clients', 8)} concurrent /screen clients",
+                         f"{thr.get('answers_per_s')} answers/s, {thr.get('failures')} failed"))
+        rows.append(("app: start to first /screen answer", f"{app.get('first_answer_s')} s"))
+    wl = get(results, "weights_load", "result") or {}
+    if wl.get("offline"):
+        rows.append(("loading both models: HF_HUB_OFFLINE=1 / Hub unreachable (timeouts)",
+                     f"{wl['offline']['load_s']} s / "
+                     f"{get(wl, 'unreachable (connect timeout)', 'load_s')} s"))
+    mem = get(results, "memory", "result") or {}
+    if mem.get("cli_worst_peak_mb") is not None:
+        rows.append(("peak RSS, worst hostile file: CLI / one server request above baseline",
+                     f"{mem['cli_worst_peak_mb']} MB / +{mem.get('server_worst_request_mb')} MB"))
+    return rows
+
+
+def markdown(report: dict) -> str:
+    env = report["environment"]
+    lines = ["# Benchmarks", "",
+             f"Generated by `python benchmarks/run_all.py --write` on {report['date']} "
+             f"(commit {report['commit']}), {env['cpu']} with {env['cores']} cores, "
+             f"Python {env['python']}, torch {env['torch']}. Load before: "
+             f"{report['quiet']['load_1min']} (waited {report['quiet']['waited_s']} s for <= "
+             f"{report['max_load']}). Raw results: `docs/benchmarks.json`.", "",
+             "| figure | measured |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in summary_rows(report["benchmarks"])]
+    for name, record in report["benchmarks"].items():
+        lines += ["", f"## {name}", "", f"`{record['command']}`: {record['wall_s']} s, load "
+                  f"{record['load_before']} → {record['load_after']}", ""]
+        if "error" in record:
+            lines += ["Failed:", "", "```", record["error"].strip(), "```"]
+            continue
+        lines += ["| key | value |", "| --- | --- |"]
+        lines += [f"| {k} | {v} |" for k, v in flatten(record["result"])]
+    return "\n".join(lines) + "\n"
+
+
+def flatten(data, prefix: str = ""):
+    """(path, value) rows of a nested JSON value; long texts (logs) are cut."""
+    if isinstance(data, dict) and data:
+        for key, value in data.items():
+            yield from flatten(value, f"{prefix} / {key}" if prefix else str(key))
+    elif isinstance(data, list) and data and all(isinstance(v, dict) for v in data):
+        for i, value in enumerate(data):
+            yield from flatten(value, f"{prefix} / {i}")
+    else:
+        yield prefix, str(data).replace("|", "\\|").replace("\n", " ")[:200]
+
+
+def readme_block(report: dict) -> str:
+    rows = summary_rows(report["benchmarks"])
+    return "\n".join([
+        f"Measured by `python benchmarks/run_all.py --write` on {report['date']} (commit "
+        f"{report['commit']}, {report['environment']['cores']} CPU cores, load "
+        f"{report['quiet']['load_1min']} at the start); every table: "
+        "[docs/benchmarks.md](docs/benchmarks.md).", "",
+        "| figure | measured |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in rows]])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--max-load", type=float, default=0.6)
+    parser.add_argument("--wait", type=float, default=900)
+    parser.add_argument("--against", type=Path, help="an older checkout for cli_startup")
+    parser.add_argument("--only", help="comma-separated benchmark names")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args(argv)
+    import torch
+
+    names = args.only.split(",") if args.only else list(BENCHMARKS)
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                       capture_output=True, text=True).stdout.strip(),
+              "environment": {"cpu": platform.processor() or platform.machine(),
+                              "cores": os.cpu_count(), "python": platform.python_version(),
+                              "torch": torch.__version__},
+              "max_load": args.max_load, "quiet": wait_for_quiet(args.max_load, args.wait),
+              "benchmarks": {}}
+    for name in names:
+        extra = ["--against", str(args.against)] if name == "cli_startup" and args.against else []
+        report["benchmarks"][name] = run(name, BENCHMARKS[name] + extra)
+        print(f"{name}: {report['benchmarks'][name]['wall_s']} s", file=sys.stderr)
+    if args.write:
+        (ROOT / "docs" / "benchmarks.json").write_text(json.dumps(report, indent=2) + "\n")
+        (ROOT / "docs" / "benchmarks.md").write_text(markdown(report))
+        readme = ROOT / "README.md"
+        text, n = re.subn(r"(<!-- benchmarks:start -->\n).*?(\n<!-- benchmarks:end -->)",
+                          lambda m: m.group(1) + readme_block(report) + m.group(2),
+                          readme.read_text(), flags=re.S)
+        if n != 1:
+            raise SystemExit("README.md: no benchmarks:start / benchmarks:end block to rewrite")
+        readme.write_text(text)
+    print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
