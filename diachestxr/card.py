@@ -77,7 +77,7 @@ def _fmt(value, digits: int = 3) -> str:
 
 
 def _metrics_table(metrics: dict) -> list[str]:
-    """Markdown for a metrics.json of `diachestxr evaluate` (see DESIGN.md)."""
+    """Markdown for a metrics.json of `diachestxr evaluate` (see docs/metrics-json.md)."""
     lines = []
     if "per_class" in metrics:
         lines.append(f"n = {metrics.get('n')}, accuracy **{_fmt(metrics.get('accuracy'))}**, "

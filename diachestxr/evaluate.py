@@ -5,8 +5,8 @@
                      out="runs/eval/metrics.json")   # also writes ROC / confusion-matrix PNGs
 
 The CSV has the layout of ../shared/data: `path` (relative to the CSV's folder, or absolute),
-`label` for screening or the 14 NIH label columns (0/1) for diagnosis, and optionally
-`split`. metrics.json follows the contract in DESIGN.md ("Evaluate output"); tools outside
+`label` for screening or the 14 NIH label columns (1, 0, or -1/empty: unknown) for diagnosis, and optionally
+`split`. metrics.json follows the contract in docs/metrics-json.md; tools outside
 the project read it, so its keys do not change without a format note there.
 """
 

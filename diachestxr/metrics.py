@@ -63,7 +63,7 @@ def operating_points(targets: np.ndarray, probs: np.ndarray, labels: Sequence[st
 
 # ------------------------------------------------------------------- per-class reports
 # One implementation of the per-class numbers for `diachestxr evaluate` (metrics.json, see
-# DESIGN.md "Evaluate output") and for training's validation logs.
+# docs/metrics-json.md) and for training's validation logs.
 
 def _ratio(num: int, den: int) -> float | None:
     return float(num / den) if den else None

@@ -1,5 +1,5 @@
 """`diachestxr evaluate`: the metric math on hand-made cases, the metrics.json contract
-(DESIGN.md "Evaluate output") on synthetic CSVs with random-weight checkpoints, and the CLI
+(docs/metrics-json.md) on synthetic CSVs with random-weight checkpoints, and the CLI
 end to end on real images."""
 
 from __future__ import annotations
