@@ -15,13 +15,11 @@ image shrunk to 128, 96 and 64 px on its long side (INTER_AREA), then predicted 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,6 +28,7 @@ from diachestxr.inference import Predictor  # noqa: E402
 from diachestxr.io import read_xray, shrink  # noqa: E402
 from diachestxr.metrics import mean_auroc  # noqa: E402
 from diachestxr.weights import load_checkpoint  # noqa: E402
+from training.soup import weight_average  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CROPS = (1.0, 0.92, 0.85)
@@ -40,15 +39,6 @@ def centre_crop(gray: np.ndarray, share: float) -> np.ndarray:
     h, w = gray.shape
     dh, dw = int(h * (1 - share) / 2), int(w * (1 - share) / 2)
     return gray[dh:h - dh, dw:w - dw]
-
-
-def weight_average(models):
-    """A new model whose floating-point tensors are the mean of `models`' (same architecture)."""
-    soup = copy.deepcopy(models[0])
-    states = [m.state_dict() for m in models]
-    soup.load_state_dict({k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype)
-                          if v.is_floating_point() else v for k, v in states[0].items()})
-    return soup
 
 
 def main() -> None:

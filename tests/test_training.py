@@ -443,3 +443,29 @@ def test_self_supervised_pretraining_starts_a_diagnosis_run(data_dir, tmp_path, 
     saved = load_file(str(tmp_path / "ssl/diagnosis.safetensors"))
     conv0 = model.state_dict()["features.conv0.weight"]
     assert torch.equal(conv0, saved["features.conv0.weight"].float())
+
+
+def test_soup_averages_the_weights_of_runs(random_weights_dir, tmp_path):
+    """training.soup: every floating-point tensor is the mean of the runs' (fp16 storage)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+    from training.soup import soup
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(random_weights_dir, a)
+    shutil.copytree(random_weights_dir, b)
+    for task in ("screening",):  # one task per run folder
+        (a / f"{task}.safetensors").unlink(), (a / f"{task}.json").unlink()
+        (b / f"{task}.safetensors").unlink(), (b / f"{task}.json").unlink()
+    state = load_file(str(b / "diagnosis.safetensors"))
+    state["classifier.weight"] = state["classifier.weight"] + 1.0
+    save_file(state, str(b / "diagnosis.safetensors"), metadata={"task": "diagnosis", "arch": "densenet121"})
+    written = soup([a, b], tmp_path / "soup")
+    mixed, first = load_file(str(written)), load_file(str(a / "diagnosis.safetensors"))
+    assert torch.allclose(mixed["classifier.weight"].float(), first["classifier.weight"].float() + 0.5,
+                          atol=2e-3)
+    assert torch.equal(mixed["features.conv0.weight"], first["features.conv0.weight"])
+    config = json.loads((tmp_path / "soup" / "diagnosis.json").read_text())
+    assert config["training"]["soup_of"] == [str(a), str(b)]
+    load_checkpoint(written, "diagnosis")  # the package loads it
