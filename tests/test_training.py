@@ -469,3 +469,30 @@ def test_soup_averages_the_weights_of_runs(random_weights_dir, tmp_path):
     config = json.loads((tmp_path / "soup" / "diagnosis.json").read_text())
     assert config["training"]["soup_of"] == [str(a), str(b)]
     load_checkpoint(written, "diagnosis")  # the package loads it
+
+
+def test_teacher_targets_blend_labels_and_fill_unknown_cells(random_weights_dir):
+    """Distillation: a known cell's target is (1 - d) * label + d * the teachers' mean
+    probability; an unknown cell takes the teachers' probability alone."""
+    from training.data import Record
+    from training.train import with_teacher_targets
+
+    from diachestxr import Predictor
+    from diachestxr.labels import UNKNOWN
+    from diachestxr.weights import load_checkpoint
+    from tests.images import chest_like
+
+    images = np.stack([chest_like(96, 96, seed=i) for i in range(3)])
+    targets = np.zeros((3, 14), np.float32)
+    targets[0, 2], targets[1, 5] = 1.0, UNKNOWN
+    records = [Record(Path(f"{i}.png"), t) for i, t in enumerate(targets)]
+    teacher = str(random_weights_dir)
+    out = with_teacher_targets(records, images, f"{teacher},{teacher}", 0.25)
+    expected = Predictor.from_models(load_checkpoint(random_weights_dir / "diagnosis.safetensors",
+                                                     "diagnosis").model).probabilities(images, "diagnosis")
+    soft = np.stack([r.target for r in out])
+    assert soft[0, 2] == pytest.approx(0.75 + 0.25 * expected[0, 2], abs=1e-5)
+    assert soft[0, 3] == pytest.approx(0.25 * expected[0, 3], abs=1e-5)
+    assert soft[1, 5] == pytest.approx(expected[1, 5], abs=1e-5)  # unknown: the teachers' alone
+    assert (soft >= 0).all() and (soft <= 1).all()
+    assert (targets[1, 5] == UNKNOWN)  # the records given are not changed

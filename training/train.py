@@ -77,6 +77,12 @@ class TrainConfig:
     # diagnosis: 0 off; else each label's positives weigh (negatives / positives) ** this in
     # the loss (0.5: the square root), capped at POS_WEIGHT_CAP, against label imbalance
     pos_weight: float = 0.0
+    # diagnosis: distillation. Comma-separated runs (or .safetensors) whose averaged
+    # probabilities on the (unaugmented) training images become soft targets: a known cell's
+    # target is (1 - distill) * label + distill * teachers, an unknown cell's the teachers'.
+    # An ensemble's knowledge in one network's cost at inference.
+    teacher: str = ""
+    distill: float = 0.5
     # 0: off. Else validate and keep an exponential moving average of the weights with this
     # time constant in epochs: with few images, single epochs' weights are noisy and their
     # average generalises better (on our 50 diagnosis validation images, averaging epochs 6
@@ -269,6 +275,24 @@ def positive_weights(records: list[Record], power: float) -> np.ndarray:
     return np.minimum((neg / np.maximum(pos, 1)) ** power, POS_WEIGHT_CAP).astype(np.float32)
 
 
+def with_teacher_targets(records: list[Record], images: np.ndarray, teachers: str,
+                         distill: float) -> list[Record]:
+    """Diagnosis records whose targets blend their labels with the mean probabilities of
+    the `teachers` (comma-separated runs) on `images` (see TrainConfig.teacher)."""
+    from diachestxr.weights import load_checkpoint
+
+    from .push_to_hub import find_checkpoints
+
+    files = [Path(t) if t.endswith(".safetensors") else find_checkpoints(t)["diagnosis"][0]
+             for t in teachers.split(",")]
+    soft = np.mean([Predictor.from_models(load_checkpoint(f, "diagnosis").model)
+                    .probabilities(images, "diagnosis", progress=True) for f in files], 0)
+    log.info("distilling %d teacher(s) into soft targets (weight %.2f)", len(files), distill)
+    return [dataclasses.replace(r, target=np.where(known(r.target),
+                                                   (1 - distill) * r.target + distill * s, s)
+                                .astype(np.float32)) for r, s in zip(records, soft)]
+
+
 def diagnosis_loss(logits: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor | None = None
                    ) -> torch.Tensor:
     """BCE-with-logits over the known cells only: an UNKNOWN (-1) target adds nothing to the
@@ -323,6 +347,8 @@ def train(cfg: TrainConfig) -> Path:
                       if cfg.pos_weight else None)
         criterion = lambda logits, y: diagnosis_loss(logits, y, pos_weight)  # noqa: E731
         weights = np.ones(len(train_recs))
+        if cfg.teacher:  # after the weights and the probe, which read the labels themselves
+            train_recs = with_teacher_targets(train_recs, train_imgs, cfg.teacher, cfg.distill)
     else:
         criterion = lambda logits, y: screening_loss(logits, y, cfg.label_smoothing)  # noqa: E731
         weights = stratified_weights(train_recs, len(spec.labels), cfg.balance_sources)
