@@ -72,7 +72,7 @@ class DiagnosisUI(TaskUI):
                      outputs=[parts["pick"], parts["compare"], parts["state"]],
                      api_visibility="private")]
 
-    def view(self, state: SessionState | None):
+    def view(self, state: SessionState | None) -> tuple:
         """UI only: the summary line and the table of all 14 probabilities."""
         if not state:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -82,7 +82,7 @@ class DiagnosisUI(TaskUI):
         return (views.diagnosis_summary(result, specificity), views.diagnosis_table(result),
                 gr.DownloadButton(interactive=True), gr.Gallery(selected_index=0))
 
-    def pick(self, label: str | None, opacity: float, state: SessionState | None):
+    def pick(self, label: str | None, opacity: float, state: SessionState | None) -> tuple:
         """UI only: the radiograph beside the map of the label the user picked (by default
         the most probable one), from the maps already computed. The picker lists every label
         with its caption, most probable first, and names the label shown."""
@@ -95,13 +95,13 @@ class DiagnosisUI(TaskUI):
         return (gr.Dropdown(choices=choices, value=label),
                 self.service.compare(state, label, opacity), state)
 
-    def select(self, evt: gr.SelectData, opacity: float, state: SessionState | None):
+    def select(self, evt: gr.SelectData, opacity: float, state: SessionState | None) -> tuple:
         """UI only: a click on a gallery thumbnail shows that label beside the radiograph."""
         if not state or evt.index is None:
             return gr.skip(), gr.skip(), state
         return self.pick(state["result"]["explained"][evt.index], opacity, state)
 
-    def opacity(self, label: str | None, opacity: float, state: SessionState | None):
+    def opacity(self, label: str | None, opacity: float, state: SessionState | None) -> tuple:
         """UI only: new overlay opacity, from the maps already computed."""
         if not state:
             return gr.skip(), gr.skip(), state
@@ -109,7 +109,7 @@ class DiagnosisUI(TaskUI):
         return self.service.gallery(state, opacity), compare, state
 
     def rethreshold(self, calibrated: bool, threshold: float, opacity: float,
-                    state: SessionState | None):
+                    state: SessionState | None) -> tuple:
         """UI only: thresholds changed; new findings from the stored probabilities."""
         if not state:
             return gr.skip(), gr.skip(), gr.skip(), state

@@ -53,7 +53,7 @@ class ScreeningUI(TaskUI):
         return [dict(fn=self.view, inputs=[parts["state"], parts["alpha"]],
                      outputs=[parts[name] for name in outputs], api_visibility="private")]
 
-    def view(self, state: SessionState | None, opacity: float):
+    def view(self, state: SessionState | None, opacity: float) -> tuple:
         """UI only: the label widget, the class picker and the radiograph beside its heatmap
         after a run."""
         if not state:
@@ -65,7 +65,7 @@ class ScreeningUI(TaskUI):
                 gr.DownloadButton(interactive=True),
                 self.service.compare(state, label, opacity), state)
 
-    def explain(self, label: str | None, opacity: float, state: SessionState | None):
+    def explain(self, label: str | None, opacity: float, state: SessionState | None) -> tuple:
         """UI only: the map for any class, redrawn from the maps the last call computed."""
         if not state or not label:
             return gr.skip(), gr.skip(), state

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 import gradio as gr
+import numpy as np
 
 from .. import __version__
 from ..card import demote_headings
@@ -117,7 +118,8 @@ class Service:
                 "disclaimer": views.DISCLAIMER}
 
     # -------------------------------------------------------------------- screening
-    def screen(self, image: str, opacity: float = DEFAULT_ALPHA, method: str = DEFAULT_METHOD):
+    def screen(self, image: str, opacity: float = DEFAULT_ALPHA, method: str = DEFAULT_METHOD
+               ) -> tuple[dict, str, str, SessionState]:
         """Screen one chest X-ray (PNG, JPEG or DICOM) for COVID-19 / Pneumonia / Normal.
 
         method: the map method (gradcam, gradcam++, xgradcam, hirescam, layercam).
@@ -141,7 +143,8 @@ class Service:
 
     # -------------------------------------------------------------------- diagnosis
     def diagnose(self, image: str, calibrated_thresholds: bool = True, threshold: float = 0.5,
-                 opacity: float = DEFAULT_ALPHA, method: str = DEFAULT_METHOD):
+                 opacity: float = DEFAULT_ALPHA, method: str = DEFAULT_METHOD
+                 ) -> tuple[dict, list[tuple[str, str]], str, SessionState]:
         """Probabilities of the 14 NIH ChestX-ray14 findings for one chest X-ray.
 
         calibrated_thresholds: use the checkpoint's per-label thresholds (default); if False,
@@ -181,13 +184,15 @@ class Service:
         findings = findings_at(result["probabilities"], thresholds)
         return {**state, "result": {**result, "thresholds": dict(thresholds), "findings": findings}}
 
-    def diagnosis_outputs(self, state: SessionState, opacity: float, image=None):
+    def diagnosis_outputs(self, state: SessionState, opacity: float, image: np.ndarray | None = None
+                          ) -> tuple[dict, list[tuple[str, str]], str, SessionState]:
         """(result, gallery, result file, state): the table and the gallery share one
         ranking, the probability."""
         result = state["result"]
         return result, self.gallery(state, opacity, image), self.files.json(result), state
 
-    def gallery(self, state: SessionState, opacity: float, image=None) -> list[tuple[str, str]]:
+    def gallery(self, state: SessionState, opacity: float, image: np.ndarray | None = None
+                ) -> list[tuple[str, str]]:
         """The overlays of the mapped labels (the most probable), with their captions."""
         result, empty = state["result"], session.empty_maps(state)
         if image is None:  # a redraw: read the radiograph back once for every thumbnail
@@ -198,7 +203,8 @@ class Service:
                 for label in result["explained"]]
 
     # ---------------------------------------------------------------------- redraws
-    def draw(self, state: SessionState, label: str, opacity: float, image=None) -> str:
+    def draw(self, state: SessionState, label: str, opacity: float,
+             image: np.ndarray | None = None) -> str:
         with user_errors(state["result"].get("file") or "image"):
             return session.draw(state, label, opacity, self.files, image)
 
