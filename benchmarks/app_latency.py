@@ -2,6 +2,7 @@
 
     python benchmarks/app_latency.py [--random | --weights DIR] [--calls 10] [--warmup 2]
                                      [--clients 8] [--images ../shared/examples]
+                                     [--repo PATH] [--against PATH]
 
 Starts `python app.py` on a free port (with random weights, a weights folder, or whatever the
 app resolves by itself: Hub or bundled) and reports:
@@ -9,6 +10,12 @@ app resolves by itself: Hub or bundled) and reports:
 - /screen and /diagnose called one at a time, cycling through the images: median / p90 in
   seconds (what an API user waits for: upload, queue, read, model + maps, PNG, download);
 - throughput: --clients clients calling /screen at once, answers per second and failures.
+
+--repo runs another checkout's app.py (e.g. a `git worktree` of an older commit) with this
+interpreter; --against starts a second checkout's app as well and measures both in one run:
+the servers start one after the other, the timed calls alternate between them call by call
+(who goes first alternates too), so a noisy machine slows both alike; the report adds the
+ratios of the medians (repo / against).
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ def random_weights(out: Path) -> Path:
     return write_random_checkpoints(out)
 
 
-def start_app(weights: Path | None, log_path: Path) -> tuple[subprocess.Popen, str, float]:
+def start_app(weights: Path | None, log_path: Path,
+              repo: Path = ROOT) -> tuple[subprocess.Popen, str, float]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -49,7 +57,7 @@ def start_app(weights: Path | None, log_path: Path) -> tuple[subprocess.Popen, s
         env["DIACHESTXR_WEIGHTS_DIR"] = str(weights)
     url = f"http://127.0.0.1:{port}/"
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=repo, env=env,
                             stdout=log_path.open("w"), stderr=subprocess.STDOUT)
     while True:
         if proc.poll() is not None:
@@ -101,6 +109,72 @@ def throughput(url: str, images: list[Path], clients: int, calls: int) -> dict:
             "seconds": round(elapsed, 2), "answers_per_s": round(len(done) / elapsed, 1)}
 
 
+def cold_start(weights: Path | None, log_path: Path, repo: Path, image: Path):
+    """Start one app; (its process, URL, launch -> answering, launch -> first /screen)."""
+    from gradio_client import Client, handle_file
+
+    launched = time.perf_counter()
+    proc, url, startup_s = start_app(weights, log_path, repo)
+    Client(url, verbose=False).predict(handle_file(str(image)), api_name="/screen")
+    return proc, url, startup_s, time.perf_counter() - launched
+
+
+def timed_calls(urls: dict[str, str], images: list[Path], calls: int, warmup: int) -> dict:
+    """{name: {endpoint: summary}}: each endpoint's calls alternate between the servers."""
+    from gradio_client import Client, handle_file
+
+    clients = {name: Client(url, verbose=False) for name, url in urls.items()}
+    names = list(clients)
+    report = {name: {"endpoints": {}, "model": {}} for name in names}
+    for endpoint in ENDPOINTS:
+        for i in range(warmup):
+            for name in names:
+                clients[name].predict(handle_file(str(images[i % len(images)])), api_name=endpoint)
+        times = {name: [] for name in names}
+        for i in range(calls):
+            for name in (names if i % 2 == 0 else names[::-1]):
+                t0 = time.perf_counter()
+                result, *_ = clients[name].predict(handle_file(str(images[i % len(images)])),
+                                                   api_name=endpoint)
+                times[name].append(time.perf_counter() - t0)
+                report[name]["model"][endpoint] = result["model"]
+        for name in names:
+            report[name]["endpoints"][endpoint] = summary(times[name])
+    return report
+
+
+def throughputs(urls: dict[str, str], images: list[Path], clients: int, calls: int) -> dict:
+    """{name: throughput}; with two servers, in halves ordered A B B A, so a load that drifts
+    during the run weighs on both alike."""
+    if len(urls) == 1:
+        return {name: throughput(url, images, clients, calls) for name, url in urls.items()}
+    names = list(urls)
+    halves = {name: [] for name in names}
+    for name in names + names[::-1]:
+        halves[name].append(throughput(urls[name], images, clients, max(1, calls // 2)))
+    merged = {}
+    for name, parts in halves.items():
+        answers, seconds = sum(p["answers"] for p in parts), sum(p["seconds"] for p in parts)
+        failures = [p["first_failure"] for p in parts if p["first_failure"]]
+        merged[name] = {"endpoint": "/screen", "clients": clients, "answers": answers,
+                        "failures": sum(p["failures"] for p in parts),
+                        "first_failure": failures[0] if failures else None,
+                        "seconds": round(seconds, 2), "answers_per_s": round(answers / seconds, 1)}
+    return merged
+
+
+def ratios(repo: dict, against: dict) -> dict:
+    """repo / against for the medians, the cold start and throughput (< 1: repo is faster,
+    except answers per second, where > 1 is)."""
+    out = {f"{e} median": round(repo["endpoints"][e]["median_s"] / against["endpoints"][e]["median_s"], 3)
+           for e in ENDPOINTS}
+    out["first answer"] = round(repo["first_answer_s"] / against["first_answer_s"], 3)
+    if "throughput" in repo and against["throughput"]["answers_per_s"]:
+        out["answers per s"] = round(repo["throughput"]["answers_per_s"]
+                                     / against["throughput"]["answers_per_s"], 3)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     which = parser.add_mutually_exclusive_group()
@@ -111,45 +185,45 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8,
                         help="concurrent /screen clients for the throughput run (0: skip it)")
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "examples")
+    parser.add_argument("--repo", type=Path, default=ROOT, help="the checkout whose app.py runs")
+    parser.add_argument("--against", type=Path, help="a second checkout, measured in the same run")
     args = parser.parse_args()
-
-    from gradio_client import Client, handle_file
 
     images = sorted(p for p in args.images.iterdir()
                     if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".dcm"))
     if not images:
         sys.exit(f"no images in {args.images}")
+    repos = {"repo": args.repo, **({"against": args.against} if args.against else {})}
+    procs = []
     with tempfile.TemporaryDirectory(prefix="app-latency-") as tmp:
         weights = random_weights(Path(tmp) / "weights") if args.random else args.weights
-        launched = time.perf_counter()
-        proc, url, startup_s = start_app(weights, Path(tmp) / "app.log")
         try:
-            client = Client(url, verbose=False)
-            client.predict(handle_file(str(images[0])), api_name="/screen")
-            first_answer_s = time.perf_counter() - launched
-            report = {"benchmark": "app_latency", "url": url, "startup_s": round(startup_s, 1),
-                      "first_answer_s": round(first_answer_s, 1),
-                      "weights": "random" if args.random else str(args.weights or "app default"),
-                      "images": str(args.images), "warmup_calls": args.warmup,
-                      "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                                  "platform": platform.platform()},
-                      "endpoints": {}}
-            for endpoint in ENDPOINTS:
-                for i in range(args.warmup):
-                    client.predict(handle_file(str(images[i % len(images)])), api_name=endpoint)
-                times = []
-                for i in range(args.calls):
-                    t0 = time.perf_counter()
-                    result, *_ = client.predict(handle_file(str(images[i % len(images)])),
-                                                api_name=endpoint)
-                    times.append(time.perf_counter() - t0)
-                report["endpoints"][endpoint] = summary(times)
-                report.setdefault("model", {})[endpoint] = result["model"]
+            runs, urls = {}, {}
+            for name, repo in repos.items():
+                proc, urls[name], startup_s, first_s = cold_start(
+                    weights, Path(tmp) / f"{name}.log", repo, images[0])
+                procs.append(proc)
+                runs[name] = {"checkout": str(repo), "startup_s": round(startup_s, 1),
+                              "first_answer_s": round(first_s, 1)}
+            for name, measured in timed_calls(urls, images, args.calls, args.warmup).items():
+                runs[name].update(measured)
             if args.clients:
-                report["throughput"] = throughput(url, images, args.clients, args.calls)
+                for name, measured in throughputs(urls, images, args.clients, args.calls).items():
+                    runs[name]["throughput"] = measured
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=30)
+    report = {"benchmark": "app_latency",
+              "weights": "random" if args.random else str(args.weights or "app default"),
+              "images": str(args.images), "warmup_calls": args.warmup,
+              "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                          "platform": platform.platform()}}
+    if args.against:
+        report.update(runs=runs, ratios=ratios(runs["repo"], runs["against"]))
+    else:  # the single-checkout report run_all.py reads
+        report.update({k: v for k, v in runs["repo"].items() if k != "checkout"},
+                      url=urls["repo"])
     print(json.dumps(report, indent=2))
 
 

@@ -172,6 +172,17 @@ def _as_list(value) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
+def demote_headings(markdown: str, levels: int = 1) -> str:
+    """Every Markdown heading `levels` levels down (code fences left alone), to nest a card
+    under another page's headings (the Hub repo's README, the app's "About the model")."""
+    lines, fenced = [], False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        lines.append("#" * levels + line if line.startswith("#") and not fenced else line)
+    return "\n".join(lines)
+
+
 def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | None = None,
                revision: str | None = None) -> str:
     """A standalone Markdown model card for one checkpoint, from its <task>.json config and

@@ -1,4 +1,4 @@
-"""`diachestxr predict|evaluate|info` (also `python -m diachestxr ...`).
+"""`diachestxr predict|evaluate|serve|info` (also `python -m diachestxr ...`).
 
 Heavy imports (torch, pytorch-grad-cam) happen inside the commands that need them, so
 `--help` and `--version` answer at once.
@@ -69,10 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "rows of the same split (no finding: Normal, Pneumonia: Pneumonia, other "
                         "findings: not COVID-19)")
 
+    s = sub.add_parser("serve", help="start the web app (needs the [app] extra: gradio)",
+                       description="Serve the web app (the same as the repository's app.py): "
+                                   "both tasks, their API endpoints /screen and /diagnose. "
+                                   "Needs gradio: pip install \"diachestxr[app]\".")
+    s.add_argument("--host", help="address to listen on (default: GRADIO_SERVER_NAME, else "
+                                  "127.0.0.1; 0.0.0.0 listens on every interface)")
+    s.add_argument("--port", type=int, help="port (default: GRADIO_SERVER_PORT, else 7860)")
+    s.add_argument("--share", action="store_true",
+                   help="also open a temporary public link through Gradio's share servers")
+    s.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
+
     i = sub.add_parser("info", help="which weights each task uses, with their headline metrics")
     i.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
     i.add_argument("--json", action="store_true", help="the full record, model cards included")
-    for command in (p, e, i):
+    for command in (p, e, s, i):
         _add_loudness(command, default=argparse.SUPPRESS)  # so a command does not reset them
     return parser
 
@@ -91,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"predict": predict, "evaluate": evaluate, "info": info}[args.command](args)
+        return {"predict": predict, "evaluate": evaluate, "serve": serve,
+                "info": info}[args.command](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -250,7 +262,20 @@ def _table(record: dict) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------- evaluate, info
+# --------------------------------------------------------------------- serve, evaluate, info
+def serve(args: argparse.Namespace) -> int:
+    from .web import MissingExtraError, build_demo, launch
+
+    try:
+        demo = build_demo(weights_dir=args.weights)
+    except MissingExtraError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    launch(demo, host=args.host, port=args.port, share=args.share)
+    return 0
+
+
+
 def evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_csv
 

@@ -309,6 +309,19 @@ class Predictor:
                 "test_metrics": config.get("test_metrics"),
                 "limitations": config.get("limitations")}
 
+    def operating_point(self, task: str) -> dict:
+        """How the checkpoint's decision thresholds were chosen (e.g. diagnosis: the
+        validation specificity each label's threshold keeps); {} when it does not say."""
+        self._model(task)
+        return dict(self.models[task].config.get("operating_point") or {})
+
+    def model_card(self, task: str) -> str:
+        """The loaded checkpoint's model card (Markdown, as the Hub shows it)."""
+        from .card import model_card
+
+        self._model(task)
+        return model_card(self.models[task].config)
+
     def close(self) -> None:
         """Nothing to release: Grad-CAM hooks live only inside each explain step."""
 
@@ -335,10 +348,17 @@ def _screening(spec: ModelSpec, probs: np.ndarray, called: int, explanations: di
 def _diagnosis(spec: ModelSpec, probs: np.ndarray, thr: dict[str, float], explanations: dict,
                image: np.ndarray) -> DiagnosisResult:
     probabilities = {l: float(p) for l, p in zip(spec.labels, probs)}
-    findings = sorted((l for l in spec.labels if probabilities[l] >= thr[l]),
-                      key=lambda l: -probabilities[l])
-    return DiagnosisResult(probabilities=probabilities, thresholds=thr, findings=findings,
+    return DiagnosisResult(probabilities=probabilities, thresholds=thr,
+                           findings=findings_at(probabilities, thr),
                            explanations=explanations, image=image)
+
+
+def findings_at(probabilities: Mapping[str, float], thresholds: Mapping[str, float]) -> list[str]:
+    """The diagnosis findings: the labels whose probability is at or above their threshold,
+    most probable first (ties keep the order of `probabilities`). The one rule for a result
+    and for re-thresholding stored probabilities (the web app's threshold controls)."""
+    return sorted((l for l, p in probabilities.items() if p >= thresholds[l]),
+                  key=lambda l: -probabilities[l])
 
 
 def headline_metrics(metrics: dict | None) -> dict[str, float]:
@@ -352,9 +372,21 @@ def headline_metrics(metrics: dict | None) -> dict[str, float]:
     # Diagnosis leads with the broad-sample rows: they hold all 14 labels as NIH labels them,
     # where the No Finding / Pneumonia rows are easy (see labels.DIAGNOSIS_SOURCE_GROUPS).
     if broad := (metrics.get("by_source_group") or {}).get("broad"):
-        return {"broad-sample test images": broad["n"], "mean AUROC": broad["mean_auroc"],
+        return {"broad-sample test images": broad["n"], "mean AUROC": headline_auroc(metrics),
                 "all test images": metrics["n"], "mean AUROC, all": metrics["mean_auroc"]}
-    return {"test images": metrics["n"], "mean AUROC": metrics["mean_auroc"]}
+    return {"test images": metrics["n"], "mean AUROC": headline_auroc(metrics)}
+
+
+def headline_auroc(metrics: dict | None) -> float | None:
+    """The one AUROC a checkpoint's test split is judged by, from the structured metrics:
+    screening's macro AUROC; diagnosis's mean AUROC on the broad-sample rows where reported
+    (the rows that hold all 14 labels as NIH labels them), else on all rows."""
+    if not metrics:
+        return None
+    if "per_class" in metrics:
+        return metrics.get("macro_auroc")
+    broad = (metrics.get("by_source_group") or {}).get("broad")
+    return (broad or metrics).get("mean_auroc")
 
 
 def _check_labels(requested: Sequence[str], labels: Sequence[str]) -> list[str]:

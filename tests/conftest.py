@@ -73,13 +73,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(weights_dir: Path | None, examples_dir: Path | None, log_path: Path) -> Iterator[str]:
-    """Start `python app.py` on a free port; yield its URL; stop it afterwards.
+def running_app(weights_dir: Path | None, examples_dir: Path | None, log_path: Path,
+                command: list[str] | None = None, cwd: Path = ROOT,
+                env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start `python app.py` (or `command`, e.g. an installed `diachestxr serve`) on a free
+    port; yield its URL; stop it afterwards.
     weights_dir None: the weights a fresh clone uses (bundled; the Hub is skipped)."""
     port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-           "DIACHESTXR_EXAMPLES_DOWNLOAD": "0", "PYTHONUNBUFFERED": "1"}
+    env = {**(env or os.environ), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
+           "HF_HUB_OFFLINE": "1", "DIACHESTXR_EXAMPLES_DOWNLOAD": "0", "PYTHONUNBUFFERED": "1"}
     if weights_dir is not None:
         env["DIACHESTXR_WEIGHTS_DIR"] = str(weights_dir)
     else:
@@ -93,13 +96,13 @@ def running_app(weights_dir: Path | None, examples_dir: Path | None, log_path: P
         env["DIACHESTXR_EXAMPLES_DIR"] = str(empty)
     url = f"http://127.0.0.1:{port}/"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command or [sys.executable, "app.py"], cwd=cwd, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + STARTUP_TIMEOUT_S
             while True:
                 if proc.poll() is not None:
-                    pytest.fail(f"app.py exited with {proc.returncode}:\n"
+                    pytest.fail(f"{proc.args} exited with {proc.returncode}:\n"
                                 f"{log_path.read_text()[-3000:]}")
                 try:
                     with urllib.request.urlopen(url + "gradio_api/info", timeout=5) as r:
@@ -108,7 +111,7 @@ def running_app(weights_dir: Path | None, examples_dir: Path | None, log_path: P
                 except OSError:
                     pass
                 if time.monotonic() > deadline:
-                    pytest.fail(f"app.py did not answer within {STARTUP_TIMEOUT_S} s:\n"
+                    pytest.fail(f"{proc.args} did not answer within {STARTUP_TIMEOUT_S} s:\n"
                                 f"{log_path.read_text()[-3000:]}")
                 time.sleep(0.5)
             yield url

@@ -271,13 +271,18 @@ def test_a_session_keeps_little_and_not_for_long(examples_dir):
 
     import gradio as gr
 
-    import app
+    from diachestxr.web import build_demo
+    from diachestxr.web.service import Service, load_predictors
+    from diachestxr.web.session import STATE_MAP_SIDE, STATE_TTL_S
 
+    predictors, errors = load_predictors()  # the app's models, in this process
+    app = Service(predictors, errors)
     image = str(examples_dir / "00007471_000.jpg")
     for state in (app.screen(image)[-1], app.diagnose(image)[-1]):
         assert len(pickle.dumps(state)) < 100_000
-        assert all(cam.shape == (app.STATE_MAP_SIDE,) * 2 for cam in state["cams"].values())
+        assert all(cam.shape == (STATE_MAP_SIDE,) * 2 for cam in state["cams"].values())
         assert Path(state["original"]).is_file()
         assert state["result"]["radiograph_check"]["accepted"]
-    states = [b for b in app.demo.blocks.values() if isinstance(b, gr.State)]
-    assert states and all(s.time_to_live == app.STATE_TTL_S for s in states)
+    demo = build_demo(predictors, examples=[])
+    states = [b for b in demo.blocks.values() if isinstance(b, gr.State)]
+    assert states and all(s.time_to_live == STATE_TTL_S for s in states)

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from diachestxr.card import NOTICE, model_card
+from diachestxr.card import NOTICE, demote_headings, model_card
 from diachestxr.registry import DEFAULT_HUB_REVISION, SPECS, TASKS
 
 log = logging.getLogger("training.push_to_hub")
@@ -63,16 +63,6 @@ def find_eval_metrics(run_dir: str | Path, task: str) -> dict | None:
     return None
 
 
-def _demote(markdown: str) -> str:
-    """Headings one level down (outside code fences), to nest a card inside README.md."""
-    lines, fenced = [], False
-    for line in markdown.splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-        lines.append("#" + line if line.startswith("#") and not fenced else line)
-    return "\n".join(lines)
-
-
 def repo_card(cards: dict[str, str], repo_id: str | None = None) -> str:
     """README.md for a repo holding the cards of one or more tasks (Hub metadata on top)."""
     front = ["---", "tags:", "- chest-x-ray", "- medical-imaging", "- image-classification",
@@ -84,7 +74,7 @@ def repo_card(cards: dict[str, str], repo_id: str | None = None) -> str:
             "`<task>.json`. Tasks in this repo: " + ", ".join(f"`{t}`" for t in cards) + ".", ""]
     for task in TASKS:
         if task in cards:
-            body += [_demote(cards[task]).rstrip(), ""]
+            body += [demote_headings(cards[task]).rstrip(), ""]
     return "\n".join(front + body)
 
 

@@ -1,0 +1,227 @@
+"""The server side of the demo: the models, the two API functions (`/screen`, `/diagnose`)
+and the redraws the page asks for. Decisions come from the package (the Predictor, the
+findings rule); what the page says comes from `views`; what a session keeps from `session`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import gradio as gr
+import numpy as np
+
+from .. import __version__
+from ..card import demote_headings
+from ..explain import DEFAULT_ALPHA, DEFAULT_METHOD
+from ..inference import TOP_FINDINGS, Predictor, findings_at, headline_auroc
+from ..io import ImageReadError
+from ..registry import TASKS
+from ..weights import WeightsError
+from . import session, views
+from .session import ResultExpired, ResultFiles, SessionState
+
+log = logging.getLogger("diachestxr.web")
+
+
+def load_predictors(tasks: Iterable[str] = TASKS, weights_dir: str | os.PathLike | None = None
+                    ) -> tuple[dict[str, Predictor], dict[str, str]]:
+    """One Predictor per task, so a missing checkpoint disables one tab, not the app: the
+    predictors, and each failed task's WeightsError message (the app never falls back to
+    random weights)."""
+    predictors, errors = {}, {}
+    for task in tasks:
+        try:
+            predictors[task] = Predictor(tasks=[task], weights_dir=weights_dir)
+        except WeightsError as e:
+            log.error("%s model not loaded: %s", task, e)
+            errors[task] = str(e)
+    return predictors, errors
+
+
+def _error(message: str, title: str) -> gr.Error:
+    return gr.Error(message, title=title, print_exception=False)
+
+
+@contextmanager
+def user_errors(name: str) -> Iterator[None]:
+    """Our reader's and Predictor's messages go to the user as they are; anything else is
+    logged here with its traceback and reported without one."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (ImageReadError, ValueError) as e:
+        raise _error(str(e), "Cannot analyse this file") from None
+    except ResultExpired as e:
+        raise _error(str(e), "Result expired") from None
+    except Exception:
+        log.exception("analysing %s failed", name)
+        raise _error(f"{name}: analysis failed because of an internal error (logged on the "
+                     "server). Try another image.", "Internal error") from None
+
+
+def _path(image: Any) -> str:
+    if image is None:
+        raise _error(views.UPLOAD_FIRST, "No image")
+    return str(image)
+
+
+class Service:
+    """The models of one demo, its result files, and every function its events call."""
+
+    def __init__(self, predictors: Mapping[str, Predictor], errors: Mapping[str, str] | None = None,
+                 files: ResultFiles | None = None) -> None:
+        self.predictors = dict(predictors)
+        self.errors = {task: (errors or {}).get(task, "no model was loaded for it")
+                       for task in TASKS if task not in self.predictors}
+        self.files = files or ResultFiles()
+        self._infos: dict[str, views.ModelInfo | None] = {}
+
+    # ------------------------------------------------------------------- the models
+    def predictor(self, task: str) -> Predictor:
+        if task not in self.predictors:
+            raise _error(views.unavailable(task, self.errors[task]), "Model not loaded")
+        return self.predictors[task]
+
+    def model_info(self, task: str) -> views.ModelInfo | None:
+        """What the page says about the task's model (None: not loaded, see `errors`)."""
+        if task not in self.predictors:
+            return None
+        if task not in self._infos:  # the checkpoint does not change while the app runs
+            predictor = self.predictors[task]
+            info = predictor.info(task)
+            metrics = info.get("test_metrics") or {}
+            self._infos[task] = views.ModelInfo(
+                arch=info["arch"], source=info["source"], location=info["location"],
+                headline=info["headline_metrics"], test_auroc=headline_auroc(metrics),
+                adult=metrics.get("adult"),
+                specificity=predictor.operating_point(task).get("specificity"))
+        return self._infos[task]
+
+    def card(self, task: str) -> str:
+        """The model card, its headings nested under the tab's."""
+        if task not in self.predictors:
+            return self.errors[task]
+        return demote_headings(self.predictors[task].model_card(task), levels=2)
+
+    def _summary(self, task: str) -> dict:
+        info = self.model_info(task)
+        return {"arch": info.arch, "weights": info.source, "location": info.location}
+
+    def _stamp(self, result: dict, task: str) -> dict:
+        """The fields every API result ends with."""
+        return {**result, "model": self._summary(task), "version": __version__,
+                "disclaimer": views.DISCLAIMER}
+
+    # -------------------------------------------------------------------- screening
+    def screen(self, image: str, opacity: float = DEFAULT_ALPHA, method: str = DEFAULT_METHOD
+               ) -> tuple[dict, str, str, SessionState]:
+        """Screen one chest X-ray (PNG, JPEG or DICOM) for COVID-19 / Pneumonia / Normal.
+
+        method: the map method (gradcam, gradcam++, xgradcam, hirescam, layercam).
+        Returns (result, overlay, result_file): result = {"task", "file", "label",
+        "confidences" {class: p, summing to 1}, "explained", "method", "model", "version",
+        "disclaimer"}; overlay = the heatmap of the predicted class on the image (PNG, the
+        input's aspect, at most 1024 px); result_file = the result as a JSON file.
+        """
+        predictor = self.predictor("screening")
+        path = _path(image)
+        name = Path(path).name
+        method = method or DEFAULT_METHOD
+        with user_errors(name):
+            # all three maps cost about as much as one: any class the user picks is ready
+            r = predictor.screen(path, explain="all", alpha=float(opacity), method=method)
+        result = self._stamp({**r.to_dict(), "file": name, "explained": r.label,
+                              "method": method}, "screening")
+        state = session.new_state(r, result, self.files)
+        overlay = self.draw(state, r.label, opacity, image=r.image)
+        return result, overlay, self.files.json(result), state
+
+    # -------------------------------------------------------------------- diagnosis
+    def diagnose(self, image: str, calibrated_thresholds: bool = True, threshold: float = 0.5,
+                 opacity: float = DEFAULT_ALPHA, method: str = DEFAULT_METHOD
+                 ) -> tuple[dict, list[tuple[str, str]], str, SessionState]:
+        """Probabilities of the 14 NIH ChestX-ray14 findings for one chest X-ray.
+
+        calibrated_thresholds: use the checkpoint's per-label thresholds (default); if False,
+        `threshold` applies to every label. method: the map method (gradcam, gradcam++,
+        xgradcam, hirescam, layercam). Returns (result, overlays, result_file): result =
+        {"task", "file", "probabilities" {label: p, most probable first}, "thresholds",
+        "findings" [labels at or above threshold, most probable first], "explained" [the
+        mapped labels: the most probable], "method", "model", "version", "disclaimer"};
+        overlays = heatmaps of the most probable labels (a gallery: [{"image": PNG, "caption":
+        ...}]); result_file = the result as JSON.
+        """
+        path = _path(image)
+        name = Path(path).name
+        predictor = self.predictor("diagnosis")
+        method = method or DEFAULT_METHOD
+        thresholds = self.thresholds(calibrated_thresholds, threshold)
+        with user_errors(name):
+            # all 14 maps cost about as much as one: every label the user picks is ready
+            r = predictor.diagnose(path, thresholds=thresholds, explain="all",
+                                   alpha=float(opacity), method=method)
+        probabilities = dict(sorted(r.probabilities.items(), key=lambda kv: -kv[1]))
+        check = {k: v for k, v in r.to_dict().items() if k == "radiograph_check"}  # gate on
+        result = self._stamp({"task": "diagnosis", "file": name, "probabilities": probabilities,
+                              "explained": list(probabilities)[:TOP_FINDINGS], "method": method,
+                              **check}, "diagnosis")
+        state = session.new_state(r, result, self.files)
+        return self.diagnosis_outputs(self.rethreshold(state, thresholds), opacity, r.image)
+
+    def thresholds(self, calibrated: bool, threshold: float) -> dict[str, float]:
+        with user_errors("thresholds"):
+            return self.predictor("diagnosis").thresholds(None if calibrated else float(threshold))
+
+    @staticmethod
+    def rethreshold(state: SessionState, thresholds: Mapping[str, float]) -> SessionState:
+        """The state with its result's findings at these thresholds (no model run)."""
+        result = state["result"]
+        findings = findings_at(result["probabilities"], thresholds)
+        return {**state, "result": {**result, "thresholds": dict(thresholds), "findings": findings}}
+
+    def diagnosis_outputs(self, state: SessionState, opacity: float, image: np.ndarray | None = None
+                          ) -> tuple[dict, list[tuple[str, str]], str, SessionState]:
+        """(result, gallery, result file, state): the table and the gallery share one
+        ranking, the probability."""
+        result = state["result"]
+        return result, self.gallery(state, opacity, image), self.files.json(result), state
+
+    def gallery(self, state: SessionState, opacity: float, image: np.ndarray | None = None
+                ) -> list[tuple[str, str]]:
+        """The overlays of the mapped labels (the most probable), with their captions."""
+        result, empty = state["result"], session.empty_maps(state)
+        if image is None:  # a redraw: read the radiograph back once for every thumbnail
+            with user_errors(result.get("file") or "image"):
+                image = session.radiograph(state)
+        return [(self.draw(state, label, opacity, image),
+                 views.short_caption(result, label, label in empty))
+                for label in result["explained"]]
+
+    # ---------------------------------------------------------------------- redraws
+    def draw(self, state: SessionState, label: str, opacity: float,
+             image: np.ndarray | None = None) -> str:
+        with user_errors(state["result"].get("file") or "image"):
+            return session.draw(state, label, opacity, self.files, image)
+
+    def compare(self, state: SessionState, label: str, opacity: float) -> tuple[str, str]:
+        """(the radiograph, its heatmap for `label`) for a comparison slider, both at the
+        result's size."""
+        return state["original"], self.draw(state, label, opacity)
+
+    def failure(self, task: str, image: Any) -> str:
+        """Why the last run of `task` failed, recomputed from its input: an event's exception
+        does not reach the next event."""
+        if task in self.errors:
+            return views.unavailable(task, self.errors[task])
+        if image is None:
+            return views.UPLOAD_FIRST
+        try:
+            self.predictors[task].check(str(image))  # the reader, then the radiograph check
+        except ImageReadError as e:
+            return str(e)
+        return views.INTERNAL_ERROR

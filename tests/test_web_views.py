@@ -1,0 +1,276 @@
+"""The web app's parts without a server: the pure views, the session's state and files, the
+rules the app takes from the package, and the shape of diachestxr.web itself (nothing loads
+at import, small functions, no import cycles)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diachestxr.labels import NIH_LABELS
+from diachestxr.web import views
+from tests.conftest import ROOT
+
+WEB = ROOT / "diachestxr" / "web"
+MAX_FUNCTION_LINES = 60
+
+
+def _diagnosis_result(probs: dict[str, float], thresholds: dict[str, float]) -> dict:
+    from diachestxr.inference import findings_at
+
+    probs = dict(sorted(probs.items(), key=lambda kv: -kv[1]))
+    return {"task": "diagnosis", "probabilities": probs, "thresholds": thresholds,
+            "findings": findings_at(probs, thresholds), "explained": list(probs)[:3]}
+
+
+@pytest.fixture()
+def diagnosis() -> dict:
+    probs = {label: 0.05 + 0.06 * i for i, label in enumerate(NIH_LABELS)}  # Hernia highest
+    thresholds = dict.fromkeys(NIH_LABELS, 0.5)
+    thresholds["Pleural_Thickening"] = 0.9  # 0.77: not a finding at its own threshold
+    return _diagnosis_result(probs, thresholds)
+
+
+# ------------------------------------------------------------------------ the rules
+def test_findings_are_the_labels_at_or_above_their_threshold_most_probable_first():
+    from diachestxr.inference import findings_at
+
+    probs = {"a": 0.4, "b": 0.9, "c": 0.5, "d": 0.5}
+    assert findings_at(probs, {"a": 0.5, "b": 0.95, "c": 0.5, "d": 0.1}) == ["c", "d"]
+    assert findings_at(probs, dict.fromkeys(probs, 0.0)) == ["b", "c", "d", "a"]
+    assert findings_at(probs, dict.fromkeys(probs, 1.0)) == []
+
+
+def test_rethresholding_in_the_app_uses_the_package_rule(diagnosis):
+    from diachestxr.web.service import Service
+
+    state = {"result": diagnosis, "cams": {}, "original": ""}
+    lower = Service.rethreshold(state, dict.fromkeys(NIH_LABELS, 0.6))
+    assert lower["result"]["findings"] == [l for l, p in diagnosis["probabilities"].items()
+                                           if p >= 0.6]
+    assert diagnosis["findings"] != lower["result"]["findings"]  # the state is a new one
+    assert set(lower["result"]["thresholds"].values()) == {0.6}
+
+
+def test_headline_auroc_reads_the_structured_metrics():
+    from diachestxr.inference import headline_auroc
+
+    assert headline_auroc(None) is None
+    assert headline_auroc({"per_class": {}, "macro_auroc": 0.61}) == 0.61
+    assert headline_auroc({"per_label": {}, "mean_auroc": 0.8}) == 0.8
+    broad = {"per_label": {}, "mean_auroc": 0.8,
+             "by_source_group": {"broad": {"n": 56, "mean_auroc": 0.6}}}
+    assert headline_auroc(broad) == 0.6
+
+
+def test_card_headings_are_demoted_outside_code_fences():
+    from diachestxr.card import demote_headings
+
+    card = "# Title\ntext\n## Part\n```bash\n# a comment\n```\n### Deep"
+    assert demote_headings(card) == "## Title\ntext\n### Part\n```bash\n# a comment\n```\n#### Deep"
+    assert demote_headings(card, levels=2).splitlines()[0] == "### Title"
+
+
+# --------------------------------------------------------------------------- views
+def _info(**kw) -> views.ModelInfo:
+    return views.ModelInfo(**{"arch": "densenet121", "source": "bundled",
+                              "location": "bundled with the app", **kw})
+
+
+def test_model_markdown_names_the_model_and_warns_when_weak_or_confounded():
+    plain = views.model_markdown("diagnosis", _info(headline={"test images": 151,
+                                                              "mean AUROC": 0.774}))
+    assert "**DenseNet-121**" in plain and "the checkpoint bundled with the app" in plain
+    assert "test images 151 · mean AUROC 0.77" in plain and "⚠️" not in plain
+    weak = views.model_markdown("diagnosis", _info(test_auroc=0.55))
+    assert "Weak model" in weak and "0.55" in weak
+    assert "Weak model" not in views.model_markdown("diagnosis", _info(test_auroc=0.7))
+    adult = {"covid19_vs_non_covid19_auroc": 0.954, "normal": {"called_normal": 0.88},
+             "pneumonia": {"called_normal": 0.32}}
+    confounded = views.model_markdown("screening", _info(arch="alexnet", adult=adult))
+    assert "confounds disease with age" in confounded and "**0.95**" in confounded
+    assert "**88%**" in confounded and "32%" in confounded
+    hub = views.model_markdown("screening", _info(source="hub", location="me/models@v1"))
+    assert "the Hugging Face Hub (`me/models@v1`)" in hub
+
+
+def test_a_model_that_is_not_loaded_says_why():
+    text = views.tab_heading("screening", None, "screening.safetensors missing")
+    assert text.startswith(views.TAB_TITLES["screening"])
+    assert "model is not loaded.** screening.safetensors missing" in text
+
+
+def test_diagnosis_table_marks_findings_and_escapes(diagnosis):
+    table = views.diagnosis_table(diagnosis)
+    assert table.count("<tr class='hit'>") == len(diagnosis["findings"]) > 0
+    assert table.count("<tr class=''>") == 14 - len(diagnosis["findings"])
+    rows = table.split("<tbody>")[1].split("</tr>")
+    assert "Hernia" in rows[0]  # most probable first
+    assert "Pleural Thickening" in table and "Pleural_Thickening" not in table
+    assert "left:90.0%" in table  # its threshold's tick
+    odd = _diagnosis_result({"<b>x</b>": 0.9}, {"<b>x</b>": 0.5})
+    assert "<b>x</b>" not in views.diagnosis_table(odd)
+
+
+def test_diagnosis_summary_says_what_a_finding_means(diagnosis):
+    summary = views.diagnosis_summary(diagnosis, specificity=0.95)
+    assert summary.startswith(f"**{len(diagnosis['findings'])} findings at the operating point:**")
+    assert "one threshold for every label" not in summary
+    one = {**diagnosis, "thresholds": dict.fromkeys(NIH_LABELS, 0.5)}
+    assert "at least 0.50 (one threshold for every label)" in views.diagnosis_summary(one)
+    none = _diagnosis_result(diagnosis["probabilities"], dict.fromkeys(NIH_LABELS, 0.99))
+    assert none["findings"] == []
+    assert views.diagnosis_summary(none).startswith("**No finding at the operating point.** "
+                                                    "Most probable: Hernia (83%)")
+    assert "95% of the validation radiographs" in views.operating_point(diagnosis["thresholds"], 0.95)
+    assert views.operating_point(diagnosis["thresholds"], None) == (
+        "A finding is a probability at or above its label's threshold.")
+
+
+def test_captions_and_picker(diagnosis):
+    top = next(iter(diagnosis["probabilities"]))
+    assert views.short_caption(diagnosis, top) == "▲ Hernia 83%"
+    assert views.short_caption(diagnosis, "Atelectasis", empty=True) == "Atelectasis 5% · empty map"
+    choices = views.pick_choices(diagnosis, empty=["Atelectasis"])
+    assert [name for _, name in choices] == list(diagnosis["probabilities"])
+    assert ("Atelectasis 5% · empty map", "Atelectasis") in choices
+    assert views.label_choices(["Pleural_Thickening"]) == [("Pleural Thickening", "Pleural_Thickening")]
+
+
+def test_screening_views_explain_an_operating_point_call():
+    result = {"label": "COVID-19", "confidences": {"COVID-19": 0.45, "Pneumonia": 0.5,
+                                                   "Normal": 0.05},
+              "radiograph_check": {"score": 0.98, "threshold": 0.5}}
+    caption = views.screening_caption(result)
+    assert caption.startswith("Heatmap for **COVID-19**, the predicted class (45%; called "
+                              "COVID-19 from its operating point, although Pneumonia")
+    assert "Radiograph check: passed, score 0.98" in caption
+    assert views.called_note({**result, "label": "Pneumonia"}) == ""
+    assert "The predicted class is **COVID-19**" in views.class_caption(result, "Normal")
+    value = views.label_value(result)
+    assert value["label"] == "COVID-19"  # the called class, not the arg-max
+    assert [c["label"] for c in value["confidences"]] == ["Pneumonia", "COVID-19", "Normal"]
+    assert views.check_line({"label": "Normal"}) == ""
+
+
+def test_failure_and_examples_text_are_escaped():
+    assert views.failure_markdown("a <script> b") == "**Cannot analyse this file.** a &lt;script&gt; b"
+
+    class E:  # an Example's fields the credits use
+        def __init__(self, label, source, url):
+            self.label, self.source, self.license, self.url = label, source, "CC BY", url
+
+    raw = "https://raw.githubusercontent.com/owner/repo/main/x.png"
+    text = views.examples_credits([E("Pleural_Thickening", "NIH", "https://nih.gov/a.png"),
+                                   E("<i>", "Repo", raw)])
+    assert "1. Pleural Thickening; 2. &lt;i&gt;." in text
+    assert "[NIH](https://nih.gov/a.png) (CC BY); [Repo](https://github.com/owner/repo)" in text
+
+
+# ------------------------------------------------------------------ session, files
+def test_result_files_make_their_folder_on_first_use_and_drop_old_ones(tmp_path):
+    from diachestxr.web.session import ResultFiles
+
+    files = ResultFiles(tmp_path / "results", ttl_s=60)
+    assert not (tmp_path / "results").exists()
+    first = Path(files.json({"task": "diagnosis", "file": "scan 1.dcm"}))
+    assert first.name == "scan 1-diagnosis.json" and first.is_file()
+    old = time.time() - 120
+    os.utime(first.parent, (old, old))
+    second = Path(files.png(np.zeros((8, 8, 3), np.uint8)))
+    assert second.is_file() and not first.parent.exists()
+
+
+def test_a_redraw_after_the_files_expired_says_so(tmp_path):
+    from diachestxr.web.session import STATE_MAP_SIDE, ResultExpired, ResultFiles, draw
+
+    files = ResultFiles(tmp_path)
+    original = files.png(np.full((40, 30), 128, np.uint8), "radiograph.png")
+    cam = np.zeros((STATE_MAP_SIDE, STATE_MAP_SIDE), np.uint8)
+    cam[10:20, 10:20] = 255
+    state = {"original": original, "cams": {"Normal": cam}, "result": {}}
+    from PIL import Image
+
+    with Image.open(draw(state, "Normal", 0.5, files)) as im:
+        assert im.size == (30, 40) and im.mode == "RGB"
+    Path(original).unlink()
+    with pytest.raises(ResultExpired, match="upload the image again"):
+        draw(state, "Normal", 0.5, files)
+
+
+def test_the_service_without_the_radiograph_check(random_predictor, examples_dir, tmp_path):
+    """A Predictor with the check off (e.g. a caller's own) gives results without its verdict."""
+    from diachestxr.web.service import Service
+    from diachestxr.web.session import ResultFiles
+
+    service = Service({"diagnosis": random_predictor}, files=ResultFiles(tmp_path))
+    result, gallery, result_file, state = service.diagnose(str(examples_dir / "00001968_000.jpg"))
+    assert "radiograph_check" not in result and len(gallery) == 3
+    assert result["model"]["location"].startswith("local folder ")
+    assert Path(result_file).is_relative_to(tmp_path)
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="screening model is not available"):
+        service.screen(str(examples_dir / "4fed5061.jpg"))
+
+
+# --------------------------------------------------------------- the package's shape
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1", **env})
+
+
+def test_importing_the_app_loads_nothing(tmp_path):
+    """`import app` (what Spaces does first): no Gradio, no torch, no model, no temp folder."""
+    proc = _run("import sys, app\n"
+                "heavy = [m for m in ('gradio', 'torch', 'cv2', 'diachestxr.inference') if m in sys.modules]\n"
+                "print(heavy)", TMPDIR=str(tmp_path))
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_serve_help_loads_nothing():
+    proc = _run("import sys\nfrom diachestxr.cli import build_parser\n"
+                "try:\n    build_parser().parse_args(['serve', '--help'])\nexcept SystemExit:\n    pass\n"
+                "print([m for m in ('gradio', 'torch') if m in sys.modules])")
+    assert proc.returncode == 0 and proc.stdout.rstrip().endswith("[]"), proc.stdout + proc.stderr
+    assert "--share" in proc.stdout
+
+
+def _modules(package: Path) -> dict[str, ast.Module]:
+    return {p.stem: ast.parse(p.read_text(), str(p)) for p in package.glob("*.py")}
+
+
+def test_web_functions_are_short():
+    long = [f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
+            for name, tree in _modules(WEB).items() for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long
+
+
+def test_web_modules_import_no_cycle():
+    """The import graph between diachestxr.web's modules (run-time imports, at any depth of
+    the module) has no cycle."""
+    modules = _modules(WEB)
+    graph = {name: set() for name in modules}
+    for name, tree in modules.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                targets = [node.module] if node.module else [a.name for a in node.names]
+                graph[name] |= {t.split(".")[0] for t in targets if t.split(".")[0] in modules}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        for dep in graph[name]:
+            visit(dep, (*path, name))
+
+    for name in graph:
+        visit(name, ())
