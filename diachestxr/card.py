@@ -152,8 +152,11 @@ def _source_group_lines(metrics: dict) -> list[str]:
         return []
     labels = metrics.get("labels") or list(metrics["per_label"])
     names = list(groups)
-    lines = ["| rows | n | mean AUROC | findings on No Finding rows (median) |", "|---|---|---|---|"]
+    side = (metrics.get("low_resolution") or {}).get("side", "low-resolution")
+    lines = [f"| rows | n | mean AUROC | the same rows shrunk to {side} px | findings on No "
+             "Finding rows (median) |", "|---|---|---|---|---|"]
     lines += [f"| {GROUP_NAMES.get(g, g)} | {m['n']} | **{_fmt(m.get('mean_auroc'))}** | "
+              f"{_fmt(m.get('low_resolution_mean_auroc'))} | "
               f"{_fmt((m.get('no_finding') or {}).get('findings_median'), 1)} |"
               for g, m in groups.items()]
     lines += ["", "AUROC per label and group (n positive in brackets; n/a: no positive or no "

@@ -26,7 +26,7 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 from .explain import CENTRAL_MARGIN, central_mass
 from .labels import (DIAGNOSIS_SOURCE_GROUPS, PEDIATRIC_SOURCES, UNKNOWN, known,
                      screening_target_of_nih)
-from .metrics import adult_screening_metrics, diagnosis_metrics, screening_metrics
+from .metrics import adult_screening_metrics, diagnosis_metrics, mean_auroc, screening_metrics
 from .registry import BATCH_SIZE, get_spec
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,10 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
             central.append(central_mass(result.cam))
     probs = np.stack(probs)
     metrics = {"task": task, **_metrics(task, targets, probs, predictor)}
-    metrics["low_resolution"] = low_resolution_scores(predictor, paths, targets, task, batch_size)
+    score = "mean_auroc" if multilabel else "macro_auroc"
+    low_probs = low_resolution_probabilities(predictor, paths, task, batch_size)
+    metrics["low_resolution"] = {"side": LOW_RESOLUTION_SIDE,
+                                 score: _metrics(task, targets, low_probs, predictor)[score]}
     if multilabel:
         metrics["maps"] = {"method": "gradcam", "true_findings": len(maps_non_empty),
                            "non_empty_share": float(np.mean(maps_non_empty)) if maps_non_empty else None}
@@ -152,7 +155,9 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
                                 for source in sorted(set(sources))}
         if multilabel:  # the broad samples apart from the easy No Finding / Pneumonia rows
             metrics["by_source_group"] = {
-                group: _subset(task, targets, probs, mask, predictor)
+                group: {**_subset(task, targets, probs, mask, predictor),
+                        # the same rows shrunk to LOW_RESOLUTION_SIDE (a downsized upload)
+                        "low_resolution_mean_auroc": mean_auroc(targets[mask], low_probs[mask])}
                 for group, members in DIAGNOSIS_SOURCE_GROUPS.items()
                 if (mask := np.isin(sources, members)).any()}
     metrics = _rounded(metrics)
@@ -183,15 +188,6 @@ def low_resolution_probabilities(predictor, images: Sequence, task: str,
     return predictor.probabilities(
         [shrink(read_xray(i) if isinstance(i, (str, os.PathLike)) else i, LOW_RESOLUTION_SIDE)
          for i in images], task, batch_size=batch_size)
-
-
-def low_resolution_scores(predictor, images: Sequence, targets: np.ndarray, task: str,
-                          batch_size: int = BATCH_SIZE) -> dict:
-    """The threshold-free score on copies shrunk to LOW_RESOLUTION_SIDE px (long side)."""
-    probs = low_resolution_probabilities(predictor, images, task, batch_size)
-    report = _metrics(task, targets, probs, predictor)
-    score = "mean_auroc" if get_spec(task).multilabel else "macro_auroc"
-    return {"side": LOW_RESOLUTION_SIDE, score: report[score]}
 
 
 def _metrics(task: str, targets: np.ndarray, probs: np.ndarray, predictor) -> dict:

@@ -294,6 +294,10 @@ def test_evaluate_diagnosis_by_source_group_with_unknown_cells(random_weights_di
     assert groups["broad"]["per_label"]["Effusion"]["n_unknown"] == 1
     assert groups["broad"]["per_label"]["Effusion"]["auroc"] in (0.0, 1.0)  # 1 pos, 1 neg known
     assert groups["broad_64px"]["per_label"]["Effusion"]["auroc"] is not None
+    # each group is also scored on its rows shrunk to LOW_RESOLUTION_SIDE
+    assert all(0 <= g["low_resolution_mean_auroc"] <= 1 for g in groups.values()
+               if g["low_resolution_mean_auroc"] is not None)
+    assert groups["broad_64px"]["low_resolution_mean_auroc"] is not None
     assert metrics["per_label"]["Effusion"]["n_unknown"] == 2
     assert metrics["per_label"]["Effusion"]["n_pos"] == 2
     assert metrics["no_finding"]["n"] == 2  # the rows with an unknown Effusion are not "no finding"

@@ -56,9 +56,17 @@ def test_requirements_pin_exactly_what_pyproject_declares():
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    """`pip wheel .` (no extras: they are metadata, the wheel is the same)."""
+    """`pip wheel .` (no extras: they are metadata, the wheel is the same), from a copy of the
+    checkout without build outputs: setuptools reuses a stale ./build, which would smuggle
+    files of an older layout into the wheel."""
+    import shutil
+
     tmp = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q",
+    source = tmp / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "runs", ".cache", "test-output",
+        "__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q",
                     "-w", str(tmp / "dist")], check=True, capture_output=True, timeout=300)
     (built,) = (tmp / "dist").glob("diachestxr-*.whl")
     return built

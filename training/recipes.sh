@@ -139,3 +139,9 @@ DX5="python -m training.train --task diagnosis --data $S/diagnosis/labels.csv --
 $DX5 --out runs/dx18-ignore &
 $DX5 --pos-weight 0.5 --out runs/dx18-posw &
 wait
+# Both were stopped after epoch 7 (55 min; validation falling since epoch 5). Re-scored on
+# validation from the files (training.bundle.rescore_on_validation): dx18-ignore 0.716,
+# dx18-posw 0.710, their weight average 0.713, the average of their outputs 0.712; v0.4.0
+# 0.662. The ensemble did not beat the single run, so it was not distilled (--teacher).
+python -m training.soup runs/dx18-ignore runs/dx18-posw --out runs/dx18-soup
+python -m training.bundle runs/dx18-ignore --data $S   # v0.5.0 (notes: see diagnosis.json)
