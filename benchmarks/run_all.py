@@ -83,13 +83,13 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
                          f"{t['bf16']['max_probability_error']}"))
     batch = get(results, "batch_size", "result") or {}
     if batch:
-        img = batch["img_per_s"]
+        size, img, ratio = batch["default_batch_size"], batch["img_per_s"], batch["vs_batch_32"]
         for maps in ("none", "all"):
-            rows.append((f"Predictor.predict, {batch['images']} diagnosis images, {maps} maps: "
-                         f"batch {batch['default_batch_size']} (default) against 32",
-                         f"{img[f'{maps} maps, batch {batch['default_batch_size']}']} against "
-                         f"{img[f'{maps} maps, batch 32']} img/s "
-                         f"({batch['vs_batch_32'][f'{maps} maps, batch {batch['default_batch_size']}']}x)"))
+            ours, old = f"{maps} maps, batch {size}", f"{maps} maps, batch 32"
+            rows.append((f"Predictor.predict, {batch['images']} diagnosis images, "
+                         f"{'no' if maps == 'none' else 'all'} maps: "
+                         f"batch {size} (default) against 32",
+                         f"{img[ours]} against {img[old]} img/s ({ratio[ours]}x)"))
     cli = get(results, "cli_startup", "result") or {}
     for case in ("--help", "predict diagnosis, 1 image"):
         if isinstance(row := cli.get(case), dict) and isinstance(row.get("repo"), dict):
