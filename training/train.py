@@ -99,7 +99,7 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     # auto: bf16 autocast + channels_last on GPUs and on CPUs with native bf16 (AVX-512 BF16 /
-    # AMX: 1.8x the fp32 img/s of DenseNet121 here), fp32 elsewhere; fp32 forces full precision
+    # AMX: 2.1-2.3x the fp32 img/s of DenseNet121 here), fp32 elsewhere; fp32 forces full precision
     precision: str = "auto"
     cache_dir: str = ".cache/images"
     resume: bool = False
