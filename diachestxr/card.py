@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from .labels import DIAGNOSIS_SOURCE_GROUPS
 from .registry import DEFAULT_HUB_REVISION, get_spec
 
 NOTICE = ("**Research and teaching use only. This is not a medical device**: it is not cleared "
@@ -138,10 +139,13 @@ def _metrics_table(metrics: dict) -> list[str]:
     return lines
 
 
-GROUP_NAMES = {"broad": "broad sample, full resolution (`nih_starter`, `nih_extra`)",
-               "broad_64px": "broad sample, 64 px (`nih_lowres64`)",
-               "no_finding_pneumonia": "selected No Finding / Pneumonia (`nih_pneumonia_normal`, "
-                                       "`nih_austin`)"}
+GROUP_NAMES = {"broad": "broad sample, full resolution", "broad_64px": "broad sample, 64 px",
+               "no_finding_pneumonia": "selected No Finding / Pneumonia"}
+
+
+def _group_name(group: str) -> str:
+    sources = ", ".join(f"`{s}`" for s in DIAGNOSIS_SOURCE_GROUPS.get(group, ()))
+    return f"{GROUP_NAMES.get(group, group)} ({sources})" if sources else group
 
 
 def _source_group_lines(metrics: dict) -> list[str]:
@@ -155,7 +159,7 @@ def _source_group_lines(metrics: dict) -> list[str]:
     side = (metrics.get("low_resolution") or {}).get("side", "low-resolution")
     lines = [f"| rows | n | mean AUROC | the same rows shrunk to {side} px | findings on No "
              "Finding rows (median) |", "|---|---|---|---|---|"]
-    lines += [f"| {GROUP_NAMES.get(g, g)} | {m['n']} | **{_fmt(m.get('mean_auroc'))}** | "
+    lines += [f"| {_group_name(g)} | {m['n']} | **{_fmt(m.get('mean_auroc'))}** | "
               f"{_fmt(m.get('low_resolution_mean_auroc'))} | "
               f"{_fmt((m.get('no_finding') or {}).get('findings_median'), 1)} |"
               for g, m in groups.items()]

@@ -275,7 +275,6 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_csv
 

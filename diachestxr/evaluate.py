@@ -5,8 +5,8 @@
                      out="runs/eval/metrics.json")   # also writes ROC / confusion-matrix PNGs
 
 The CSV has the layout of ../shared/data: `path` (relative to the CSV's folder, or absolute),
-`label` for screening or the 14 NIH label columns (1, 0, or -1/empty: unknown) for diagnosis, and optionally
-`split`. metrics.json follows the contract in docs/metrics-json.md; tools outside
+`label` for screening or the 14 NIH label columns (1, 0, or -1/empty: unknown) for
+diagnosis, and optionally `split`. metrics.json follows the contract in docs/metrics-json.md; tools outside
 the project read it, so its keys do not change without a format note there.
 """
 
@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
 from .explain import CENTRAL_MARGIN, central_mass
+from .io import shrink
 from .labels import (DIAGNOSIS_SOURCE_GROUPS, PEDIATRIC_SOURCES, UNKNOWN, known,
                      screening_target_of_nih)
 from .metrics import adult_screening_metrics, diagnosis_metrics, mean_auroc, screening_metrics
@@ -123,9 +124,11 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
     results = predictor.iter_predict(paths, task, explain="all" if multilabel else "default",
                                      batch_size=batch_size, progress=progress,
                                      names=[str(p) for p in paths])
-    probs, maps_non_empty, central, refused = [], [], [], []
+    # small: each image's low-resolution copy, from the image as read (no second decoding)
+    probs, maps_non_empty, central, refused, small = [], [], [], [], []
     for path, result, target in zip(paths, results, targets):
         probs.append(result.scores)
+        small.append(shrink(result.image, LOW_RESOLUTION_SIDE))
         if result.gate and not result.gate.accepted:
             refused.append((Path(path).name, result.gate.kind))
         if multilabel:
@@ -136,7 +139,7 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
     probs = np.stack(probs)
     metrics = {"task": task, **_metrics(task, targets, probs, predictor)}
     score = "mean_auroc" if multilabel else "macro_auroc"
-    low_probs = low_resolution_probabilities(predictor, paths, task, batch_size)
+    low_probs = low_resolution_probabilities(predictor, small, task, batch_size)
     metrics["low_resolution"] = {"side": LOW_RESOLUTION_SIDE,
                                  score: _metrics(task, targets, low_probs, predictor)[score]}
     if multilabel:
@@ -183,7 +186,7 @@ def low_resolution_probabilities(predictor, images: Sequence, task: str,
                                  batch_size: int = BATCH_SIZE) -> np.ndarray:
     """The model's outputs on copies of `images` (paths or arrays) shrunk to
     LOW_RESOLUTION_SIDE px on their long side."""
-    from .io import read_xray, shrink
+    from .io import read_xray
 
     return predictor.probabilities(
         [shrink(read_xray(i) if isinstance(i, (str, os.PathLike)) else i, LOW_RESOLUTION_SIDE)

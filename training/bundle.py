@@ -5,7 +5,7 @@
 Replaces the bundled checkpoint only when the run scores higher than it on the current
 validation split, by the score training selects with (training.train.selection_score; both
 are re-scored there, so a change of split cannot favour either; the test split never chooses
-a model). For diagnosis that is the broad-sample rows' score. For diagnosis it sets
+a model; for diagnosis the score is the broad-sample rows'). For diagnosis it sets
 the per-label operating points on the validation split (diachestxr.metrics.operating_points),
 for screening the COVID-19 operating point on the validation adults.
 Evaluates the run on the test split with `diachestxr evaluate`, adds those metrics, the training data and limitations to the config,
