@@ -277,22 +277,32 @@ def test_diagnosis_tab(page, viewport, examples_dir, output_dir):
     if UPDATE_DOCS and viewport == "laptop":
         docs_screenshot(path, "diagnosis")
 
-    # the map for any label, beside the radiograph: one that no thumbnail shows
+    # the map for any label, beside the radiograph: one that no thumbnail shows and whose
+    # map is not empty (an empty map is the plain radiograph, which any two share)
     captions = page.locator("#diagnose-gallery .caption-label").all_inner_texts()
-    other = next(l for l in ("Cardiomegaly", "Hernia", "Mass", "Nodule")
-                 if not any(l in c for c in captions))
     before = page.locator("#diagnose-compare img").nth(1).get_attribute("src")
     page.locator("#diagnose-pick input").click()
+    # (the selected option's text starts with a check mark on a line of its own)
+    options = [o.strip().splitlines()[-1] for o in page.get_by_role("option").all_inner_texts()]
+    shown = {_caption_label(c) for c in captions}
+    other = next((o for o in options if "empty map" not in o and _caption_label(o) not in shown),
+                 None)
+    assert other, f"no label outside the gallery has a non-empty map: {options}"
     page.get_by_role("option", name=other).click()
-    wait_picked(page, other)
-    # a gallery thumbnail shows its label there too: one whose map is not empty, so the
-    # picture changes whatever the map of `other` (an empty map is the plain radiograph)
-    before = page.locator("#diagnose-compare img").nth(1).get_attribute("src")
-    shown = next(i for i, c in enumerate(captions) if "empty map" not in c)
-    page.locator("#diagnose-gallery button.thumbnail-item").nth(shown).click()
     wait_heatmap_changed(page, "#diagnose-compare", before)
-    wait_picked(page, captions[shown].strip())
+    wait_picked(page, _caption_label(other))
+    # a gallery thumbnail (not the one selected at first) shows its label there too
+    before = page.locator("#diagnose-compare img").nth(1).get_attribute("src")
+    second = page.locator("#diagnose-gallery .caption-label").nth(1).inner_text()
+    page.locator("#diagnose-gallery button.thumbnail-item").nth(1).click()
+    wait_heatmap_changed(page, "#diagnose-compare", before)
+    wait_picked(page, second.strip())
     screenshot(page, output_dir, f"diagnosis-picked-{viewport}")
+
+
+def _caption_label(caption: str) -> str:
+    """The label of a caption such as "▲ Pleural Thickening 7% · empty map"."""
+    return caption.split("·")[0].replace("▲", "").strip().rsplit(" ", 1)[0]
 
 
 def _text_file(path: Path) -> None:
