@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 GATE_DIR = Path(__file__).parent / "weights"
 GATE_NAME = "gate"
-KINDS = ("radiograph", "negative", "rotated", "partial", "document", "photo", "noise")
+KINDS = ("radiograph", "negative", "rotated", "partial", "document", "photo", "noise", "montage",
+         "binary")
 INPUT_SIZE = 128
 # Chest radiographs are close to square (0.6-1.6 in ../shared/data); a long strip is a
 # crop or a montage, and squashing it to a square would show the models a distorted chest.
@@ -41,13 +42,17 @@ MIN_CONTRAST = 10
 WHY = {
     "negative": "it looks like a negative (inverted) radiograph, with dark bones; invert it "
                 "(bones and heart bright, lungs dark) and upload it again",
-    "rotated": "it looks rotated or upside down; upload the radiograph upright (head at the top)",
+    "rotated": "it looks rotated, tilted or upside down; upload the radiograph upright and "
+               "straight (head at the top)",
     "partial": "it looks like a lateral (side) view or only part of a chest; the models read "
                "whole frontal (PA/AP) chest radiographs",
     "document": "it looks like a document or a screenshot; upload the radiograph itself, "
                 "cropped to the image, not a page or an application window",
     "photo": "it looks like a photograph, not a radiograph",
     "noise": "it looks like noise or a pattern, not a radiograph",
+    "montage": "it looks like several images side by side; upload one radiograph at a time",
+    "binary": "it has only black and white, without the shades of gray of a radiograph (a "
+              "thresholded copy or a photocopy); upload the original image",
 }
 ACCEPTS = "a frontal (PA or AP) chest radiograph"
 

@@ -83,6 +83,7 @@ class Augment(NamedTuple):
     gammas: tuple[float, float]
     borders: float = 0.0
     lowres: float = 0.0
+    film: float = 0.0  # probability of film_artifacts (another hospital's scan, labels, exposure)
 
 
 # "light" lets a DenseNet fit 1,200 images in a CPU budget; "lowres" adds a round trip
@@ -90,13 +91,15 @@ class Augment(NamedTuple):
 # for the screening model, whose hospitals differ in what lies along the image border
 # (markers, text, collimation, black frames): masked at random, the border stops telling one
 # hospital (and so one class) from another; "contrastive" makes the two views of
-# self-supervised pre-training (training/pretrain_ssl.py) differ enough to be a task.
+# self-supervised pre-training (training/pretrain_ssl.py) differ enough to be a task;
+# "hospital" adds film_artifacts: what films from hospitals outside the training data show.
 AUGMENT = {
     "none": None,
     "light": Augment((0.85, 1.0), 5, 0.02, 0.15, (0.85, 1.2)),
     "lowres": Augment((0.85, 1.0), 5, 0.02, 0.15, (0.85, 1.2), lowres=0.5),
     "default": Augment((0.65, 1.0), 10, 0.04, 0.3, (0.7, 1.4)),
     "borders": Augment((0.65, 1.0), 10, 0.04, 0.3, (0.7, 1.4), borders=0.7),
+    "hospital": Augment((0.65, 1.0), 10, 0.04, 0.3, (0.7, 1.4), borders=0.5, film=0.6),
     "contrastive": Augment((0.35, 1.0), 10, 0.05, 0.4, (0.6, 1.6), borders=0.3, lowres=0.3),
 }
 MAX_BORDER = 0.15  # a masked band covers up to this share of the side
@@ -132,6 +135,9 @@ def train_transform(spec: ModelSpec, strength: str = "default"):
     ])
 
     def apply(img: torch.Tensor) -> torch.Tensor:
+        if a.film and float(torch.rand(1)) < a.film:  # before CLAHE, as a real film's would be
+            rng = np.random.default_rng(int(torch.randint(2**31, (1,))))  # torch's seed rules
+            img = torch.from_numpy(film_artifacts(rng, img[0].numpy())).unsqueeze(0)
         x = augment(prepared(img))
         if a.lowres and float(torch.rand(1)) < a.lowres:
             x = low_resolution(x)
@@ -167,3 +173,83 @@ def mask_borders(x: torch.Tensor) -> torch.Tensor:
     x[..., :, :left] = fill
     x[..., :, w - right:] = fill
     return x
+
+
+# Burnt-in text of real films: side markers, projection and position labels.
+FILM_LABELS = ("R", "L", "PA", "AP", "PA ERECT", "AP PORTABLE", "SUPINE", "ERECT", "PORTABLE",
+               "AP SITTING", "12/03/2019")
+
+
+def letterbox(rng: np.random.Generator, gray: np.ndarray) -> np.ndarray:
+    """The scan's letterbox: a dark (sometimes light) band of 5-35 % of the upload along one
+    or two sides, squashed with the film as the models squash every upload."""
+    h, w = gray.shape
+    band = int(rng.integers(0, 40)) if rng.random() < 0.8 else int(rng.integers(200, 256))
+    pads = [0, 0, 0, 0]  # top, bottom, left, right
+    for side in rng.choice(4, size=int(rng.integers(1, 3)), replace=False):
+        share = rng.uniform(0.05, 0.35)  # of the upload's side
+        pads[side] = int(share / (1 - share) * (h if side < 2 else w))
+    out = cv2.copyMakeBorder(gray, *pads, cv2.BORDER_CONSTANT, value=band)
+    return cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def in_frame(rng: np.random.Generator, gray: np.ndarray) -> np.ndarray:
+    """A film that does not fill the frame: a dark margin of 3-15 % all round."""
+    h, w = gray.shape
+    m = [int(rng.uniform(0.03, 0.15) * s) for s in (h, h, w, w)]
+    out = cv2.copyMakeBorder(gray, *m, cv2.BORDER_CONSTANT, value=int(rng.integers(0, 30)))
+    return cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def hard_exposure(rng: np.random.Generator, gray: np.ndarray) -> np.ndarray:
+    """High contrast (the darks clipped to black around the shoulders, some lights to white)
+    and a strong gamma."""
+    x = gray.astype(np.float32) / 255
+    lo, hi = rng.uniform(0.0, 0.3), rng.uniform(0.75, 1.0)
+    x = np.clip((x - lo) / (hi - lo), 0, 1) ** rng.uniform(0.5, 2.0)
+    return (x * 255).astype(np.uint8)
+
+
+def burnt_labels(rng: np.random.Generator, gray: np.ndarray) -> np.ndarray:
+    """One to three burnt-in labels: white boxes with dark text ("PA ERECT") or white letters
+    ("R"), most near the top or bottom edge."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    pil = Image.fromarray(gray)
+    draw = ImageDraw.Draw(pil)
+    h, w = gray.shape
+    for _ in range(int(rng.integers(1, 4))):
+        text = str(rng.choice(FILM_LABELS))
+        size = max(6, int(min(h, w) * rng.uniform(0.03, 0.08)))
+        font = ImageFont.load_default(size=size)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        tw, th = right - left + size // 2, bottom - top + size // 2
+        x, y = int(rng.integers(0, max(1, w - tw))), int(rng.integers(0, max(1, h - th)))
+        if rng.random() < 0.7:  # near the top or the bottom edge
+            edge = int(rng.integers(0, max(1, h // 6)))
+            y = edge if rng.random() < 0.5 else max(0, h - th - edge)
+        if rng.random() < 0.5:
+            draw.rectangle((x, y, x + tw, y + th), fill=int(rng.integers(220, 256)))
+            draw.text((x + size // 4 - left, y + size // 4 - top), text,
+                      fill=int(rng.integers(0, 40)), font=font)
+        else:
+            draw.text((x - left, y - top), text, fill=int(rng.integers(220, 256)), font=font)
+    return np.asarray(pil).copy()
+
+
+# What films from hospitals outside the training data show and ours rarely do, with the
+# probability film_artifacts applies each (in this order: the frame, then the exposure of
+# the whole upload, then labels printed on top).
+FILM_ARTIFACTS = {"letterbox": (letterbox, 0.5), "in_frame": (in_frame, 0.3),
+                  "hard_exposure": (hard_exposure, 0.5), "burnt_labels": (burnt_labels, 0.6)}
+
+
+def film_artifacts(rng: np.random.Generator, gray: np.ndarray) -> np.ndarray:
+    """A (H, W) uint8 radiograph as a hospital outside the training data may send it (same
+    size out): each of FILM_ARTIFACTS at random. The screening model trains on these (the
+    "hospital" augmentation) so that they do not tell one class from another, and the
+    radiograph gate learns them as radiographs, not documents or photos (training/gate_data.py)."""
+    for artifact, p in FILM_ARTIFACTS.values():
+        if rng.random() < p:
+            gray = artifact(rng, gray)
+    return gray

@@ -4,6 +4,7 @@ the official NIH ChestX-ray14 layout."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -286,7 +287,8 @@ def test_bf16_and_fp32_training_agree(data_dir, tmp_path):
         assert use_bf16(torch.device("cpu"), "auto")
 
 
-@pytest.mark.parametrize("strength", ["none", "light", "lowres", "default", "borders", "contrastive"])
+@pytest.mark.parametrize("strength", ["none", "light", "lowres", "default", "borders", "hospital",
+                                      "contrastive"])
 def test_augmentations_keep_the_model_input_format(strength):
     from diachestxr.transforms import eval_tensor, train_transform
 
@@ -310,6 +312,56 @@ def test_border_masking_fills_only_bands_along_the_edges():
     inner = int(100 * MAX_BORDER) + 1
     assert not changed[inner:-inner, inner:-inner].any()  # the centre is never touched
     assert changed.any()
+
+
+def test_film_artifacts_look_like_other_hospitals_films():
+    """Each artifact keeps the radiograph's size and type and does what it says: a band of
+    one gray level along an edge, a dark margin all round, clipped darks, burnt-in labels."""
+    from diachestxr.transforms import FILM_ARTIFACTS, film_artifacts
+
+    from tests.images import chest_like
+
+    gray = chest_like(200, 180)
+    rng = np.random.default_rng(0)
+    for name, (artifact, _) in FILM_ARTIFACTS.items():
+        out = artifact(rng, gray)
+        assert out.shape == gray.shape and out.dtype == np.uint8, name
+        assert not np.array_equal(out, gray), name
+    edges = lambda x: [x[0], x[-1], x[:, 0], x[:, -1]]  # noqa: E731
+    banded = FILM_ARTIFACTS["letterbox"][0](np.random.default_rng(1), gray)
+    assert any(np.ptp(e.astype(int)) <= 2 for e in edges(banded))  # one gray level along a side
+    framed = FILM_ARTIFACTS["in_frame"][0](np.random.default_rng(1), gray)
+    assert all(e.max() < 35 for e in edges(framed))  # a dark margin on every side
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (8, 1))
+    exposed = FILM_ARTIFACTS["hard_exposure"][0](np.random.default_rng(2), ramp)
+    assert (exposed == 0).sum() > 8 and (exposed == 255).sum() >= 8  # darks and lights clipped
+    labelled = FILM_ARTIFACTS["burnt_labels"][0](np.random.default_rng(3), gray)
+    assert (labelled >= 220).sum() > (gray >= 220).sum()  # white boxes or letters
+    assert film_artifacts(np.random.default_rng(4), gray).shape == gray.shape
+
+
+def test_holdout_leaves_a_source_out_of_training_and_scores_the_run_on_it(runs, data_dir):
+    """--holdout keeps a hospital out of train and val; training.holdout then ranks that
+    source's COVID-19 radiographs against adults the run never trained on."""
+    from training.holdout import holdout_report
+    from training.train import TrainConfig, load_splits
+
+    cfg = TrainConfig(task="screening", data=str(data_dir / "screening" / "labels.csv"),
+                      extra_adults=str(data_dir / "diagnosis" / "labels.csv"))
+    train, val = load_splits(cfg)
+    held = load_splits(dataclasses.replace(cfg, holdout="mhh_covid,nih"))
+    for full, kept in zip((train, val), held):
+        sources = {r.meta["source"] for r in kept}
+        assert "mhh_covid" not in sources and not any(s.startswith("nih") for s in sources)
+        assert len(kept) == sum(r.meta["source"] != "mhh_covid" and not r.meta["source"].startswith("nih")
+                                for r in full)
+    report = holdout_report(runs["screening"], ["mhh_covid"], data_dir)
+    entry = report["by_source"]["mhh_covid"]
+    assert entry["n"] == entry["n_covid19"] > 0  # every split of a COVID-19-only source
+    against = entry["against_unseen_adults"]
+    assert against["n"] == entry["n"] + report["unseen_adult_negatives"]
+    assert 0 <= against["covid19_vs_non_covid19_auroc"] <= 1
+    assert "within_source" not in entry  # no non-COVID radiograph of its own
 
 
 def test_low_resolution_round_trip_removes_fine_detail_only():
@@ -404,8 +456,13 @@ def test_the_radiograph_gate_trains_and_loads(data_dir, tmp_path):
                     "--limit", "12"], cwd=ROOT, check=True, capture_output=True, timeout=300)
     config = json.loads((tmp_path / "gate.json").read_text())
     assert 0 < config["threshold"] <= 0.5
-    assert set(config["report"]["held_out_catch_rate"]) == {"negative", "rotated", "partial",
-                                                             "document", "photo", "noise"}
+    report = config["report"]
+    assert set(report["held_out_catch_rate"]) == {
+        "negative", "rotated", "partial", "document", "photo", "noise", "montage", "binary",
+        "rotated_20_35_degrees", "top_or_bottom_stretched"}
+    under = report["val_test_false_refusals_under_film_artifacts"]
+    assert set(under) == {"as_read", "letterbox", "in_frame", "hard_exposure", "burnt_labels", "all_four"}
+    assert all(u["n"] == 4 * 12 and 0 <= u["refused"] <= u["n"] for u in under.values())
     gate = RadiographGate.load(tmp_path)
     assert gate.threshold == config["threshold"]
 

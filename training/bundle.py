@@ -30,7 +30,7 @@ from diachestxr.inference import Predictor
 from diachestxr.metrics import operating_points, specificity_threshold
 from diachestxr.weights import BUNDLED_DIR, load_checkpoint
 
-from .data import nih_rows_as_screening, read_labels_csv
+from .data import Record, hospital, nih_rows_as_screening, read_labels_csv
 from .push_to_hub import find_checkpoints
 from .train import OPERATING_POINT, selection_score, validation_score
 
@@ -53,13 +53,8 @@ def set_operating_points(task: str, weights: Path, config_file: Path, config: di
                                                 model.spec.labels)
         config["operating_point"] = OPERATING_POINT
     else:
-        csv_path = data / "screening" / "labels.csv"
-        records = [r for r in read_labels_csv(csv_path, "screening", "val") if r.group == "adult"]
-        records += nih_rows_as_screening(data / "diagnosis" / "labels.csv", "val")
-        covid = model.spec.labels.index("COVID-19")
-        p_covid = predictor.probabilities([r.path for r in records], task)[:, covid]
-        is_covid = np.array([int(r.target) == covid for r in records])
-        config["covid19_threshold"] = specificity_threshold(is_covid, p_covid, ADULT_SPECIFICITY)
+        records = validation_adults(data)
+        config["covid19_threshold"] = covid19_threshold(predictor, records)
         config["operating_point"] = {
             "rule": "COVID-19 when its probability reaches covid19_threshold, else the more "
                     "probable of the other classes; the threshold keeps this share of adult "
@@ -68,6 +63,24 @@ def set_operating_points(task: str, weights: Path, config_file: Path, config: di
             "adult_validation_images": len(records)}
     config_file.write_text(json.dumps(config, indent=2) + "\n")
     return config
+
+
+def validation_adults(data: Path, left_out: frozenset[str] = frozenset()) -> list[Record]:
+    """The adult validation radiographs the COVID-19 operating point is fitted on: the
+    screening data's adults and the NIH ones, less the sources in `left_out`."""
+    records = [r for r in read_labels_csv(data / "screening" / "labels.csv", "screening", "val")
+               if r.group == "adult"]
+    records += nih_rows_as_screening(data / "diagnosis" / "labels.csv", "val")
+    return [r for r in records if hospital(r) not in left_out and r.meta.get("source") not in left_out]
+
+
+def covid19_threshold(predictor: Predictor, records: list[Record]) -> float:
+    """The lowest COVID-19 probability at which at most 1 - ADULT_SPECIFICITY of the adult
+    non-COVID radiographs among `records` are called COVID-19."""
+    covid = predictor.models["screening"].spec.labels.index("COVID-19")
+    p_covid = predictor.probabilities([r.path for r in records], "screening")[:, covid]
+    is_covid = np.array([int(r.target) == covid for r in records])
+    return specificity_threshold(is_covid, p_covid, ADULT_SPECIFICITY)
 
 
 def rescore_on_validation(task: str, weights_dir: Path, data: Path) -> float:

@@ -131,7 +131,7 @@ def stratified_weights(records: list[Record], n_classes: int,
     present = [c for c in classes if groups_per_class[c]]
     weights = np.array([1.0 / len(present) / groups_per_class[c] / counts[(c, g)] for c, g in strata])
     if balance_sources:
-        hospitals = [_hospital(r) for r in records]
+        hospitals = [hospital(r) for r in records]
         per_source = Counter(zip(strata, hospitals))
         root_sum = Counter()
         for (stratum, _), n in per_source.items():
@@ -141,7 +141,7 @@ def stratified_weights(records: list[Record], n_classes: int,
     return weights
 
 
-def _hospital(record: Record) -> str:
+def hospital(record: Record) -> str:
     """The source hospital of a record: NIH's two subsets are one hospital."""
     source = str(record.meta.get("source", ""))
     return "nih" if source.startswith("nih") else source

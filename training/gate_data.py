@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from diachestxr.gate import KINDS
+from diachestxr.transforms import film_artifacts
 
 SIDE = 192  # examples are drawn at this size; the gate squashes them to its input size
 FONT_DIRS = ("/usr/share/fonts/truetype",)
@@ -109,10 +110,8 @@ def vary_radiograph(rng: np.random.Generator, img: np.ndarray, side: int = SIDE)
         out = cv2.warpAffine(out, m, (side, side), borderMode=cv2.BORDER_CONSTANT,
                              borderValue=int(rng.choice([0, int(out[0, 0])])))
     out = _exposure(rng, out)
-    if rng.random() < 0.3:  # black/white borders from a detector or a scan
-        out = _pad(rng, out, rng.uniform(0.03, 0.18), int(rng.choice([0, 0, 255, rng.integers(256)])))
-    if rng.random() < 0.35:  # burnt-in markers: "L", "PORTABLE", a date
-        out = _markers(rng, out)
+    if rng.random() < 0.6:  # letterbox, a film inside the frame, hard exposure, labels
+        out = film_artifacts(rng, out)
     return _degrade(rng, out)
 
 
@@ -123,25 +122,6 @@ def _exposure(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     if rng.random() < 0.2:
         out = cv2.createCLAHE(clipLimit=rng.uniform(1.5, 4.0), tileGridSize=(8, 8)).apply(out)
     return out
-
-
-def _pad(rng: np.random.Generator, img: np.ndarray, frac: float, value: int) -> np.ndarray:
-    side = img.shape[0]
-    t, b, l, r = (int(side * frac * rng.uniform(0, 1)) for _ in range(4))
-    padded = cv2.copyMakeBorder(img, t, b, l, r, cv2.BORDER_CONSTANT, value=value)
-    return cv2.resize(padded, (side, side), interpolation=cv2.INTER_AREA)
-
-
-def _markers(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
-    pil = Image.fromarray(img)
-    draw = ImageDraw.Draw(pil)
-    for _ in range(rng.integers(1, 3)):
-        text = str(rng.choice(["L", "R", "PORTABLE", "AP", "SUPINE", "12/03/2019", "ERECT"]))
-        size = int(rng.integers(8, 18))
-        xy = (int(rng.integers(0, img.shape[1] - size * len(text) // 2 + 1)),
-              int(rng.integers(0, img.shape[0] - size)))
-        draw.text(xy, text, fill=int(rng.choice([255, 230, 0])), font=ImageFont.load_default(size=size))
-    return np.asarray(pil)
 
 
 def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
@@ -162,23 +142,34 @@ def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- negative kinds
+TILTED, TOP_OR_BOTTOM = 4, 3  # the modes of rotated() and partial() that reports single out
 def negative(rng, pool):
     return 255 - vary_radiograph(rng, pool[rng.integers(len(pool))])
 
 
-def rotated(rng, pool):
+def rotated(rng, pool, mode: int | None = None):
+    """Turned by 90, 180 or 270 degrees, flipped upside down, or tilted by 20-35 degrees (a
+    radiograph photographed or scanned askew; real uploads tilt by at most ~10)."""
     img = vary_radiograph(rng, pool[rng.integers(len(pool))])
-    choice = rng.integers(4)
+    choice = rng.integers(5) if mode is None else mode
+    if choice == TILTED:
+        angle = rng.uniform(20, 35) * rng.choice([-1, 1])
+        m = cv2.getRotationMatrix2D((SIDE / 2, SIDE / 2), angle, rng.uniform(0.8, 1.1))
+        return cv2.warpAffine(img, m, (SIDE, SIDE), borderMode=cv2.BORDER_CONSTANT,
+                              borderValue=int(rng.choice([0, int(rng.integers(256))])))
     return np.ascontiguousarray(np.rot90(img, int(choice) + 1) if choice < 3 else img[::-1])
 
 
-def partial(rng, pool):
-    """Lateral-view proxies and crops: a vertical strip or one half (one lung and the spine)
-    stretched to the frame, or a close-up of a small region."""
+def partial(rng, pool, mode: int | None = None):
+    """Lateral-view proxies and crops: a vertical strip, one half (one lung and the spine) or
+    the top or bottom of the film stretched to the frame, or a close-up of a small region."""
     img = pool[rng.integers(len(pool))]
     h, w = img.shape
-    mode = rng.integers(3)
-    if mode == 0:  # strip of 20-45 % of the width
+    mode = rng.integers(4) if mode is None else mode
+    if mode == TOP_OR_BOTTOM:  # the top or bottom 30-45 % of the film, stretched to the frame
+        ch = int(h * rng.uniform(0.3, 0.45))
+        crop = img[:ch] if rng.random() < 0.5 else img[h - ch:]
+    elif mode == 0:  # strip of 20-45 % of the width
         cw = int(w * rng.uniform(0.2, 0.45))
         x = rng.integers(0, w - cw + 1)
         crop = img[:, x:x + cw]
@@ -191,6 +182,31 @@ def partial(rng, pool):
         crop = img[y:y + ch, x:x + cw]
     out = cv2.resize(np.ascontiguousarray(crop), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
     return _degrade(rng, _exposure(rng, out))
+
+
+def montage(rng, pool):
+    """Two to four radiographs side by side or in a grid, as a comparison or a teaching slide."""
+    cols, rows = [(2, 1), (2, 1), (3, 1), (2, 2), (1, 2)][rng.integers(5)]
+    gap, fill = int(rng.integers(0, 8)), int(rng.choice([0, 255, int(rng.integers(256))]))
+    cell = SIDE
+    tiles = [vary_radiograph(rng, pool[rng.integers(len(pool))], cell) for _ in range(cols * rows)]
+    sheet = np.full((rows * cell + (rows - 1) * gap, cols * cell + (cols - 1) * gap), fill, np.uint8)
+    for i, tile in enumerate(tiles):
+        y, x = (i // cols) * (cell + gap), (i % cols) * (cell + gap)
+        sheet[y:y + cell, x:x + cell] = tile
+    return _degrade(rng, _to_side(rng, sheet))
+
+
+def binary(rng, pool):
+    """A radiograph thresholded to black and white (a photocopy, a fax, an over-processed
+    export): the outline of a chest without the grays the models read."""
+    img = vary_radiograph(rng, pool[rng.integers(len(pool))])
+    otsu, _ = cv2.threshold(img, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    level = float(np.clip(otsu + rng.normal(0, 25), 20, 235))
+    out = np.where(img > level, 255, 0).astype(np.uint8)
+    if rng.random() < 0.3:  # a blurred or resampled copy softens the edges
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.2))
+    return _degrade(rng, out)
 
 
 def document(rng, pool, font_files=()):
@@ -314,7 +330,14 @@ class GateExamples:
             "document": lambda r: document(r, self.pool, self.fonts),
             "photo": lambda r: photo(r, self.photos),
             "noise": lambda r: noise(r),
+            "montage": lambda r: montage(r, self.pool),
+            "binary": lambda r: binary(r, self.pool),
         }
+
+    def probes(self) -> dict[str, Callable]:
+        """Single modes of a kind, reported apart: the refusals users tried hardest to slip past."""
+        return {"rotated_20_35_degrees": lambda r: rotated(r, self.pool, TILTED),
+                "top_or_bottom_stretched": lambda r: partial(r, self.pool, TOP_OR_BOTTOM)}
 
     def draw(self, kind: str | None = None) -> tuple[np.ndarray, int]:
         rng = self.rng

@@ -43,8 +43,8 @@ from diachestxr.registry import CAM_LAYERS, ModelSpec, get_spec
 from diachestxr.transforms import TRAIN_CACHE_SCALE, resize_gray, train_transform
 from diachestxr.weights import save_checkpoint
 
-from .data import (Record, XRayDataset, load_images, nih_rows_as_screening, read_labels_csv,
-                   read_nih_table, stratified_weights)
+from .data import (Record, XRayDataset, hospital, load_images, nih_rows_as_screening,
+                   read_labels_csv, read_nih_table, stratified_weights)
 
 log = logging.getLogger("training")
 
@@ -92,6 +92,9 @@ class TrainConfig:
     equalize: bool = False  # CLAHE in training and inference (stored in the checkpoint config)
     crop: bool = False  # crop to the body in training and inference (stored in the checkpoint config)
     balance_sources: bool = False  # screening: hospitals' shares within a class ~ sqrt(count)
+    # comma-separated sources (a labels.csv `source`, or "nih") left out of train and val: the
+    # leave-one-hospital-out test (training/holdout.py scores the run on them)
+    holdout: str = ""
     samples_per_epoch: int = 0  # 0: the train split's size
     input_size: int = 0  # 0: the registry's
     patience: int = 5  # early stopping, in epochs without a better validation score
@@ -126,6 +129,10 @@ def load_splits(cfg: TrainConfig) -> tuple[list[Record], list[Record]]:
     if cfg.extra_adults:
         train += nih_rows_as_screening(cfg.extra_adults, "train")
         val += nih_rows_as_screening(cfg.extra_adults, "val")
+    if cfg.holdout:
+        left_out = set(cfg.holdout.split(","))
+        train, val = ([r for r in rows if hospital(r) not in left_out and r.meta.get("source") not in left_out]
+                      for rows in (train, val))
     if cfg.task == "diagnosis":
         if cfg.unknown not in ("ignore", "ones"):
             raise SystemExit(f"--unknown {cfg.unknown}: choose ignore or ones")
