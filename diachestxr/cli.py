@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .io import ImageReadError
+from .io import ImageReadError, printable
 from .registry import BATCH_SIZE, DEFAULT_MAP_METHOD, MAP_METHODS, PNG_COMPRESS_LEVEL, TASKS
 
 EXIT_USER_ERROR = 2
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    quiet_pydicom(verbose=args.verbose)
     try:
         return {"predict": predict, "evaluate": evaluate, "serve": serve,
                 "info": info}[args.command](args)
@@ -114,6 +115,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def quiet_pydicom(verbose: bool = False) -> None:
+    """pydicom logs and warns about every odd tag it meets, tracebacks included; the reader
+    turns what matters into its own message, so the rest is noise on a user's terminal (kept
+    with --verbose)."""
+    if verbose:
+        return
+    import warnings
+
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
 
 
 # ------------------------------------------------------------------------------ predict
@@ -187,7 +200,7 @@ def predict(args: argparse.Namespace) -> int:
             if args.json:
                 bar.write(json.dumps(record), file=sys.stdout)
             elif "error" in record:
-                bar.write(f"{path}: error: {record['error']}", file=sys.stderr)
+                bar.write(f"{printable(path, limit=1000)}: error: {record['error']}", file=sys.stderr)
             else:
                 bar.write(_table(record), file=sys.stdout)
         bar.update(len(paths))
@@ -243,7 +256,7 @@ def _write_records(out: Path, records: list[dict], task: str) -> None:
 
 
 def _table(record: dict) -> str:
-    lines = [record["file"]]
+    lines = [printable(record["file"], limit=1000)]  # a file name may hold terminal escapes
     if record["task"] == "screening":
         lines.append(f"  prediction: {record['label']}")
         lines += [f"  {label:<20} {p:6.1%}" for label, p in

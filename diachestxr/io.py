@@ -38,6 +38,9 @@ WORK_MAX_SIDE = 2048
 # Mean per-pixel chroma (max-min over RGB, 0..255) above which an RGB image is taken for a
 # colour photograph rather than a radiograph saved as RGB (those have chroma ~0).
 MAX_MEAN_CHROMA = 12.0
+# A progressive JPEG has about 10 scans, each decoded over the whole image; thousands of them
+# are a CPU-time bomb in a small file.
+MAX_JPEG_SCANS = 64
 
 ACCEPTED = "PNG or JPEG (8/16-bit, grayscale/RGB/RGBA/palette) or DICOM (.dcm)"
 
@@ -59,7 +62,7 @@ def source_name(source: ImageSource) -> str:
 
 def read_xray(source: ImageSource, name: str | None = None) -> np.ndarray:
     """Read a path, bytes, PIL image or numpy array into a (H, W) uint8 grayscale array."""
-    name = name or source_name(source)
+    name = printable(name or source_name(source))
     if isinstance(source, np.ndarray):
         return _finish(_array_to_gray(source, name), name)
     if isinstance(source, Image.Image):
@@ -87,10 +90,12 @@ RASTER_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
 
 def _is_dicom(data: bytes, name: str) -> bool:
-    """By content first: a PNG or JPEG named .dcm is read as what it is."""
-    if data[128:132] == b"DICM":
-        return True
-    return not data.startswith(RASTER_MAGIC) and name.lower().endswith((".dcm", ".dicom"))
+    """By content first: a PNG or JPEG is read as what it is, whatever its name and whatever
+    its bytes 128-131 (a PNG chunk may hold "DICM" there); then DICOM's "DICM" marker; then,
+    for a DICOM written without its file meta header, the name."""
+    if data.startswith(RASTER_MAGIC):
+        return False
+    return data[128:132] == b"DICM" or name.lower().endswith((".dcm", ".dicom"))
 
 
 def _check_size(width: int, height: int, name: str) -> None:
@@ -117,6 +122,8 @@ def _read_raster(data: bytes, name: str) -> np.ndarray:
     if img.format not in ("PNG", "JPEG", "MPO"):
         raise ImageReadError(f"{name}: {img.format} images are not supported; expected {ACCEPTED}")
     _check_size(*img.size, name)
+    if img.format in ("JPEG", "MPO"):
+        _check_jpeg_scans(data, name)
     if img.format in ("JPEG", "MPO") and max(img.size) > WORK_MAX_SIDE:
         scale = WORK_MAX_SIDE / max(img.size)  # decode at 1/2, 1/4 or 1/8 scale: far less memory
         img.draft(None, (int(img.size[0] * scale) + 1, int(img.size[1] * scale) + 1))
@@ -126,6 +133,17 @@ def _read_raster(data: bytes, name: str) -> np.ndarray:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ImageReadError(f"{name}: the {img.format} file is damaged or truncated ({e})") from None
     return _pil_to_gray(img, name)
+
+
+def _check_jpeg_scans(data: bytes, name: str) -> None:
+    """Each scan of a progressive JPEG is decoded over the whole image: thousands of them make
+    a small file cost minutes of CPU. Counted from the start-of-scan markers (entropy-coded
+    data cannot hold one: an 0xFF there is followed by 0x00)."""
+    scans = data.count(b"\xff\xda")
+    if scans > MAX_JPEG_SCANS:
+        raise ImageReadError(f"{name}: the JPEG has {scans} scans; a radiograph has fewer than 20 "
+                             f"and the limit is {MAX_JPEG_SCANS}; save it again as an ordinary "
+                             "JPEG or as PNG")
 
 
 def _pil_to_gray(img: Image.Image, name: str) -> np.ndarray:
@@ -191,6 +209,7 @@ def _reject_colour_photo(rgb: np.ndarray, name: str) -> None:
 
 
 DEFLATED = b"1.2.840.10008.1.2.1.99"
+COLOUR_PHOTOMETRICS = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
 
 
 def _read_dicom(data: bytes, name: str) -> np.ndarray:
@@ -201,8 +220,9 @@ def _read_dicom(data: bytes, name: str) -> np.ndarray:
         _check_inflated_size(data, name)
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
-    except Exception as e:  # noqa: BLE001 -- pydicom raises many types for damaged files
-        raise ImageReadError(f"{name}: not a readable DICOM file ({e}); expected {ACCEPTED}") from None
+    except Exception:  # noqa: BLE001 -- pydicom raises many types for damaged files
+        raise ImageReadError(f"{name}: not a readable DICOM file (its header is damaged or it is "
+                             f"not DICOM); expected {ACCEPTED}") from None
     if "PixelData" not in ds:
         raise ImageReadError(f"{name}: the DICOM file has no pixel data (is it a report or a "
                              "structured document?); upload a DICOM image")
@@ -210,33 +230,48 @@ def _read_dicom(data: bytes, name: str) -> np.ndarray:
     if missing:
         raise ImageReadError(f"{name}: the DICOM file lacks the {' and '.join(missing)} "
                              "tag(s), so its pixel data cannot be laid out")
-    rows, cols = int(ds.Rows), int(ds.Columns)
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        bits = int(ds.get("BitsAllocated", 16) or 16)
+    except Exception:  # noqa: BLE001 -- a value of the wrong type or a damaged element
+        raise ImageReadError(f"{name}: the DICOM image tags (Rows, Columns, SamplesPerPixel, "
+                             "BitsAllocated) are not valid numbers") from None
     _check_size(cols, rows, name)
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
     if photometric.startswith("MONOCHROME") and samples != 1:
-        raise ImageReadError(f"{name}: the DICOM header contradicts itself: {photometric} with "
+        raise ImageReadError(f"{name}: the DICOM header contradicts itself: {printable(photometric)} with "
                              f"{samples} samples per pixel (grayscale has 1)")
-    frame_bytes = rows * cols * samples * -(-int(ds.get("BitsAllocated", 16) or 16) // 8)
+    if not photometric.startswith("MONOCHROME") and photometric not in COLOUR_PHOTOMETRICS:
+        raise ImageReadError(f"{name}: DICOM photometric interpretation {printable(photometric)} is "
+                             "not supported; expected MONOCHROME1, MONOCHROME2, RGB or YBR")
+    frame_bytes = rows * cols * samples * -(-bits // 8)
     if frame_bytes > MAX_DECODED_BYTES:
         raise ImageReadError(f"{name}: one frame of this DICOM is {frame_bytes // 2**20} MB "
                              f"decoded; the limit is {MAX_DECODED_BYTES // 2**20} MB")
-    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    syntax = _transfer_syntax(ds, name)
+    if syntax.is_encapsulated:
+        _check_first_frame(ds, syntax, rows, cols, samples, name)
     try:
-        # the first frame only (a 20-frame file costs one), and no frames the header does not declare
-        ds.pixel_array_options(index=0, allow_excess_frames=False)
+        # the first frame only (a 20-frame file costs one), and no frames the header does not
+        # declare; YBR colour comes back as RGB (pydicom converts it: converting again would
+        # turn a gray radiograph into a colour image)
+        ds.pixel_array_options(index=0, allow_excess_frames=False, as_rgb=True)
         arr = ds.pixel_array
-    except Exception as e:  # noqa: BLE001 -- pydicom raises many types for unsupported/damaged pixel data
-        advice = ("; for JPEG/JPEG 2000 compressed files install pylibjpeg"
-                  if syntax is not None and syntax.is_compressed else "")
-        raise ImageReadError(f"{name}: cannot decode the DICOM pixel data "
-                             f"({getattr(syntax, 'name', 'unknown transfer syntax')}): {e}{advice}") from None
+    except Exception:  # noqa: BLE001 -- pydicom raises many types for unsupported/damaged pixel data
+        raise ImageReadError(f"{name}: cannot decode the DICOM pixel data ({syntax.name}): it is "
+                             "damaged, shorter than its header says, or in a compression this app "
+                             "does not read; export the image as uncompressed DICOM, PNG or JPEG") from None
     if arr.ndim == (3 if samples > 1 else 2) + 1:  # a decoder that returned every frame
         arr = arr[0]
     if photometric.startswith("MONOCHROME"):
         _check_size(arr.shape[1], arr.shape[0], name)
         arr = shrink(arr)  # before the LUTs' float64 copies
-        arr = apply_modality_lut(arr, ds)
+        try:
+            arr = apply_modality_lut(arr, ds)
+        except Exception:  # noqa: BLE001 -- e.g. a RescaleSlope that is not a number
+            raise ImageReadError(f"{name}: the DICOM rescale tags (RescaleSlope, RescaleIntercept "
+                                 "or the modality LUT) are invalid, so its pixel values cannot be read") from None
         if "WindowCenter" in ds or "VOILUTSequence" in ds:
             try:
                 arr = apply_voi_lut(arr, ds, index=0)
@@ -244,12 +279,143 @@ def _read_dicom(data: bytes, name: str) -> np.ndarray:
                 log.warning("%s: ignoring an invalid VOI LUT / window (%s); using the full range", name, e)
         gray = _rescale_to_uint8(np.asarray(arr, np.float32), name)
         return 255 - gray if photometric == "MONOCHROME1" else gray
-    if photometric in ("RGB", "YBR_FULL", "YBR_FULL_422"):
-        if photometric != "RGB":
-            from pydicom.pixels import convert_color_space
-            arr = convert_color_space(shrink(arr), photometric, "RGB")  # shrunk before its float copy
-        return _array_to_gray(np.asarray(arr), name)
-    raise ImageReadError(f"{name}: DICOM photometric interpretation {photometric} is not supported")
+    return _array_to_gray(np.asarray(arr), name)  # colour: RGB by now (as_rgb above)
+
+
+def _transfer_syntax(ds, name: str):
+    """The dataset's transfer syntax; for a file written without its file meta header, the
+    encoding pydicom found it in (native pixel data only: compressed data needs its UID)."""
+    from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    syntax = getattr(meta, "TransferSyntaxUID", None)
+    if syntax is None:
+        implicit, little = getattr(ds, "original_encoding", (None, None))
+        if implicit is None or ds["PixelData"].is_undefined_length:
+            raise ImageReadError(f"{name}: the DICOM file has no file meta header to say how its "
+                                 "pixel data is encoded; export it again with the standard header")
+        syntax = (ImplicitVRLittleEndian if implicit else
+                  ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+        ds.file_meta = meta if meta is not None else _file_meta()
+        ds.file_meta.TransferSyntaxUID = syntax
+    syntax = UID(str(syntax))
+    if not syntax.is_transfer_syntax:
+        raise ImageReadError(f"{name}: the DICOM transfer syntax {printable(str(syntax))} is not a "
+                             "known one; export the image as uncompressed DICOM, PNG or JPEG")
+    return syntax
+
+
+def _file_meta():
+    from pydicom.dataset import FileMetaDataset
+    return FileMetaDataset()
+
+
+RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+JPEG_SOF = {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0), 0xF7}
+
+
+def _check_first_frame(ds, syntax, rows: int, cols: int, samples: int, name: str) -> None:
+    """What a compressed first frame will cost, bounded before it is decoded: decoders take the
+    image size from the codestream, not from the DICOM header, and pydicom's RLE decoder does
+    not stop at the size the header declares. So: the codestream's own dimensions must be the
+    header's, an RLE frame may not decode to more than Rows x Columns per segment, and a JPEG
+    frame may not have more than MAX_JPEG_SCANS scans."""
+    from pydicom.encaps import generate_frames
+
+    try:
+        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+        frame = next(generate_frames(ds.PixelData, number_of_frames=n_frames))
+    except Exception:  # noqa: BLE001 -- a damaged item structure
+        raise ImageReadError(f"{name}: the compressed DICOM pixel data is damaged (its fragments "
+                             "cannot be read)") from None
+    if str(syntax) == RLE_LOSSLESS:
+        _check_rle_frame(frame, rows * cols, name)
+        return
+    size = codestream_size(frame)
+    if size is None:
+        raise ImageReadError(f"{name}: the compressed DICOM frame has no image header "
+                             f"({syntax.name}); the file is damaged")
+    width, height = size
+    if (width, height) != (cols, rows):
+        raise ImageReadError(f"{name}: the DICOM header says {cols}x{rows} pixels but its "
+                             f"compressed image is {width}x{height}; the file is inconsistent")
+    if frame.startswith(b"\xff\xd8"):
+        _check_jpeg_scans(frame, name)
+
+
+def codestream_size(frame: bytes) -> tuple[int, int] | None:
+    """(width, height) that a JPEG, JPEG-LS or JPEG 2000 codestream declares, read from its
+    SOF or SIZ marker segment; None when there is none."""
+    import struct
+
+    if frame.startswith(b"\xff\xd8"):
+        i = 2
+        while i + 9 <= len(frame):
+            if frame[i] != 0xFF:
+                return None
+            marker = frame[i + 1]
+            if marker == 0xFF:  # fill byte
+                i += 1
+            elif marker in JPEG_SOF:
+                height, width = struct.unpack(">HH", frame[i + 5:i + 9])
+                return width, height
+            elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+                i += 2
+            else:
+                i += 2 + struct.unpack(">H", frame[i + 2:i + 4])[0]
+        return None
+    j = frame.find(b"\xff\x4f\xff\x51")  # JPEG 2000: SOC, then SIZ (raw or in a JP2 box)
+    if 0 <= j and j + 24 <= len(frame):
+        xsiz, ysiz, x0, y0 = struct.unpack(">IIII", frame[j + 8:j + 24])
+        return xsiz - x0, ysiz - y0
+    return None
+
+
+def _check_rle_frame(frame: bytes, segment_bytes: int, name: str) -> None:
+    """A DICOM RLE frame: a 64-byte header (segment count, 15 offsets), then one PackBits
+    segment per byte plane, each of which decodes to Rows x Columns bytes. Counted, never
+    decoded: a run header of two bytes may stand for 128 bytes, so a file of tens of MB can
+    claim gigabytes."""
+    import struct
+
+    if len(frame) < 64:
+        raise ImageReadError(f"{name}: the RLE-compressed DICOM frame is too short to be valid")
+    count, *offsets = struct.unpack("<16I", frame[:64])
+    if not 1 <= count <= 15:
+        raise ImageReadError(f"{name}: the RLE-compressed DICOM frame declares {count} segments")
+    bounds = [*offsets[:count], len(frame)]
+    for start, end in zip(bounds, bounds[1:]):
+        if not 64 <= start <= end <= len(frame):
+            raise ImageReadError(f"{name}: the RLE-compressed DICOM frame is damaged (its segment "
+                                 "offsets are out of order)")
+        # slack of one run: an encoder pads a segment to an even length with a zero byte
+        if _packbits_length(frame[start:end], segment_bytes + 129) > segment_bytes + 129:
+            raise ImageReadError(f"{name}: the RLE-compressed pixel data decodes to more than the "
+                                 "image its DICOM header declares; the file is damaged or hostile")
+
+
+def _packbits_length(segment: bytes, cap: int) -> int:
+    """How many bytes a PackBits segment decodes to, counted until it passes `cap`."""
+    i, n, total = 0, len(segment), 0
+    while i < n and total <= cap:
+        header = segment[i]
+        if header < 128:  # a literal run of header + 1 bytes
+            total += header + 1
+            i += header + 2
+        elif header > 128:  # one byte repeated 257 - header times
+            total += 257 - header
+            i += 2
+        else:  # 128: no operation
+            i += 1
+    return total
+
+
+def printable(text: str, limit: int = 80) -> str:
+    """Text from a file (a tag value, a file name) made safe to print in a terminal or a
+    message: control characters (newlines, ANSI escapes) shown escaped, and at most `limit`
+    characters."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return out if len(out) <= limit else out[:limit - 1] + "…"
 
 
 def _check_inflated_size(data: bytes, name: str) -> None:

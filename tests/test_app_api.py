@@ -6,6 +6,7 @@ Plumbing, not accuracy: the bundled weights (as on a fresh clone); random ones w
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 import urllib.request
@@ -47,11 +48,18 @@ def check_screen(result: dict, overlay: str, result_file: str, image: Path) -> N
     called = screening_predictions(np.array([list(result["confidences"].values())]),
                                    SCREENING_CLASSES, threshold)[0]
     assert result["label"] == SCREENING_CLASSES[called]
-    assert result["file"] == image.name
+    _no_upload_name(result, result_file, image)
     assert aspect(overlay) == pytest.approx(aspect(image), rel=0.01)
     assert json.loads(Path(result_file).read_text()) == result
     assert result["explained"] == result["label"] and result["method"] == "gradcam"
     _no_server_paths(result)
+
+
+def _no_upload_name(result: dict, result_file: str, image: Path) -> None:
+    """A file name may name the patient: results call the upload by an opaque id."""
+    assert re.fullmatch(r"upload-[0-9a-f]{12}", result["file"])
+    assert image.stem not in json.dumps(result) and image.stem not in Path(result_file).name
+    assert Path(result_file).name == f"diachestxr-{result['task']}.json"
 
 
 def _no_server_paths(result: dict) -> None:
@@ -73,6 +81,7 @@ def check_diagnose(result: dict, overlays: list[dict], result_file: str, image: 
         assert aspect(item["image"]) == pytest.approx(aspect(image), rel=0.01)
         assert item["caption"]
     assert json.loads(Path(result_file).read_text()) == result
+    _no_upload_name(result, result_file, image)
     # one ranking: the maps are those of the most probable labels, in the table's order
     assert result["explained"] == list(probs)[:len(result["explained"])]
     _no_server_paths(result)
@@ -109,7 +118,7 @@ def test_screen_accepts_dicom(client, examples_dir, tmp_path):
         pixels = np.asarray(im.convert("L"), np.uint16) * 257  # 16-bit, 512x419
     dcm = dicom_file(tmp_path / "chest.dcm", pixels)
     result, overlay, result_file = client.predict(_file(dcm), api_name="/screen")
-    assert result["label"] in SCREENING_CLASSES and result["file"] == "chest.dcm"
+    assert result["label"] in SCREENING_CLASSES and result["file"].startswith("upload-")
     assert aspect(overlay) == pytest.approx(pixels.shape[1] / pixels.shape[0], rel=0.01)
 
 
@@ -286,3 +295,39 @@ def test_a_session_keeps_little_and_not_for_long(examples_dir):
     demo = build_demo(predictors, examples=[])
     states = [b for b in demo.blocks.values() if isinstance(b, gr.State)]
     assert states and all(s.time_to_live == STATE_TTL_S for s in states)
+
+
+def test_nothing_of_a_patient_outlives_the_answer_or_the_server(tmp_path, examples_dir,
+                                                                 random_weights_dir):
+    """Each upload is deleted once answered (a failed one too); SIGTERM, as `docker stop`
+    sends it, leaves no upload, result or cache file; a dead server's results folder is
+    swept by the next one."""
+    import os
+    import signal
+
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    stale = tmp / "diachestxr-results-999999999-abc"  # a pid no process has
+    (stale / "x").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
+    env["TMPDIR"] = str(tmp)
+    patient = tmp_path / "DOE^JOHN_MRN-555123.jpg"
+    patient.write_bytes((examples_dir / "IM-0127-0001.jpeg").read_bytes())
+    bad = tmp_path / "DOE^JANE.png"
+    bad.write_text("not an image")
+    with running_app(random_weights_dir, None, tmp_path / "app.log", env=env) as url:
+        client = Client(url, verbose=False)
+        result, *_ = client.predict(_file(patient), api_name="/screen")
+        with pytest.raises(AppError):
+            client.predict(_file(bad), api_name="/diagnose")
+        cache, = tmp.glob("diachestxr-gradio-*")  # Gradio's folder: this server's own
+        kept = [p.name for p in cache.rglob("*") if p.is_file()]
+        assert not any("DOE" in name for name in kept), kept  # the uploads are gone
+        assert "DOE" not in json.dumps(result)
+        assert not stale.exists()
+        assert list(tmp.glob("diachestxr-results-*"))  # this server's own folder
+    # running_app stopped it with SIGTERM
+    assert not list(tmp.glob("diachestxr-*")), list(tmp.rglob("*"))

@@ -80,6 +80,27 @@ def test_dicom_through_the_cli(random_weights_dir, tmp_path, examples_dir):
     assert json.loads(proc.stdout)["label"] in SCREENING_CLASSES
 
 
+def test_odd_dicom_tags_and_file_names_reach_the_terminal_clean(random_weights_dir, tmp_path):
+    """pydicom's warnings and tracebacks stay off the terminal; a file name's control
+    characters are shown escaped, not sent to it."""
+    import pydicom
+    from pydicom.dataelem import DataElement
+
+    from tests.images import chest_like, dicom_file
+
+    path = dicom_file(tmp_path / "odd.dcm", chest_like().astype(np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.Modality = "A VALUE FAR TOO LONG FOR ITS VR"  # pydicom warns about it
+    ds[0x00281053] = DataElement(0x00281053, "LO", "abc")  # RescaleSlope, not a number
+    evil = tmp_path / "x\x1b[2Jname.dcm"
+    ds.save_as(evil)
+    proc = run_cli("predict", "--task", "screening", "--weights", str(random_weights_dir), str(evil))
+    assert proc.returncode == 2
+    assert "rescale tags" in proc.stderr and "\\x1b[2Jname.dcm" in proc.stderr
+    assert "\x1b" not in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr and "pydicom" not in proc.stderr
+
+
 def test_folders_and_an_out_file(examples_dir, random_weights_dir, tmp_path):
     import csv
     import shutil

@@ -153,6 +153,198 @@ def test_damaged_dicom(tmp_path):
         read_xray(write(tmp_path, "cut.dcm", data[: len(data) // 3]))
 
 
+# ------------------------------------------------ bounded decoders, colour, odd headers
+def _encapsulated_dicom(path, frame: bytes, rows: int, cols: int, syntax, photometric="MONOCHROME2",
+                        samples: int = 1, bits: int = 8):
+    """A DICOM whose pixel data is one compressed frame, with the header's Rows/Columns."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    dicom_file(path, chest_like(8, 8).astype(np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, cols, samples, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
+    if samples > 1:
+        ds.PlanarConfiguration = 0
+    for tag in ("RescaleSlope", "RescaleIntercept"):
+        delattr(ds, tag)
+    ds.PixelData = encapsulate([frame])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path)
+    return path
+
+
+def _rle_bomb(claimed: int, decoded: int) -> bytes:
+    """An RLE frame of one segment: a header, then repeat runs of 128 bytes adding up to
+    `decoded` bytes for an image that declares `claimed`."""
+    import struct
+
+    header = struct.pack("<16I", 1, 64, *([0] * 14))
+    return header + b"\x81\x07" * (decoded // 128)
+
+
+def test_rle_that_decodes_past_its_header_is_refused_before_decoding(tmp_path):
+    from pydicom.uid import RLELossless
+
+    path = _encapsulated_dicom(tmp_path / "rle_bomb.dcm", _rle_bomb(64 * 64, 200 * 2**20), 64, 64, RLELossless)
+    start = time.perf_counter()
+    with pytest.raises(ImageReadError, match="RLE-compressed pixel data decodes to more"):
+        read_xray(path)
+    assert time.perf_counter() - start < 2  # counted up to the declared size, not decoded
+
+
+def test_rle_radiograph_still_reads(tmp_path):
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    raw = chest_like().astype(np.uint16) * 16
+    path = dicom_file(tmp_path / "plain.dcm", raw)
+    ds = pydicom.dcmread(path)
+    ds.compress(RLELossless)
+    ds.save_as(tmp_path / "rle.dcm")
+    assert np.array_equal(read_xray(tmp_path / "rle.dcm"), read_xray(path))
+
+
+def test_compressed_frame_larger_than_its_header_is_refused(tmp_path):
+    from pydicom.uid import JPEGBaseline8Bit
+
+    frame = jpeg_bytes(chest_like(600, 500))
+    path = _encapsulated_dicom(tmp_path / "liar.dcm", frame, 64, 64, JPEGBaseline8Bit)
+    with pytest.raises(ImageReadError, match="says 64x64 pixels but its compressed image is 500x600"):
+        read_xray(path)
+    honest = _encapsulated_dicom(tmp_path / "honest.dcm", frame, 600, 500, JPEGBaseline8Bit)
+    assert read_xray(honest).shape == (600, 500)
+
+
+def test_codestream_sizes_of_jpeg_and_jpeg2000():
+    import struct
+
+    from diachestxr.io import codestream_size
+
+    assert codestream_size(jpeg_bytes(chest_like(40, 70))) == (70, 40)
+    siz = b"\xff\x4f\xff\x51" + struct.pack(">HH4I", 41, 0, 3000, 2000, 100, 50)
+    assert codestream_size(siz + b"\0" * 40) == (2900, 1950)
+    assert codestream_size(b"no header here") is None
+
+
+def _progressive_jpeg_with_scans(extra: int) -> bytes:
+    """A valid progressive JPEG, then its last scan repeated `extra` times before the end."""
+    buf = io.BytesIO()
+    Image.fromarray(chest_like(256, 256)).save(buf, format="JPEG", progressive=True, quality=90)
+    data = buf.getvalue()
+    last = data.rindex(b"\xff\xda")
+    return data[:-2] + data[last:-2] * extra + b"\xff\xd9"
+
+
+def test_a_jpeg_with_thousands_of_scans_is_refused_before_decoding(tmp_path):
+    from diachestxr.io import MAX_JPEG_SCANS
+
+    assert read_xray(_progressive_jpeg_with_scans(0)).shape == (256, 256)  # ~10 scans: fine
+    start = time.perf_counter()
+    with pytest.raises(ImageReadError, match=f"scans; a radiograph has fewer than 20 and the limit is {MAX_JPEG_SCANS}"):
+        read_xray(write(tmp_path, "scans.jpg", _progressive_jpeg_with_scans(2000)))
+    assert time.perf_counter() - start < 1
+
+
+@pytest.mark.parametrize("photometric", ["YBR_FULL", "YBR_FULL_422"])
+def test_ybr_dicom_radiograph_is_read_as_gray_once(tmp_path, photometric):
+    """pydicom returns YBR as RGB: converting it again turned gray films into "colour photos"."""
+    from pydicom.uid import JPEGBaseline8Bit
+
+    gray = chest_like(128, 128)
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=95,
+                              subsampling=2 if photometric.endswith("422") else 0)
+    path = _encapsulated_dicom(tmp_path / "ybr.dcm", buf.getvalue(), 128, 128, JPEGBaseline8Bit,
+                               photometric=photometric, samples=3)
+    out = read_xray(path)
+    assert np.abs(out.astype(int) - gray).mean() < 3
+
+
+def test_native_ybr_full_dicom(tmp_path):
+    import pydicom
+    from pydicom.pixels import convert_color_space
+
+    gray = chest_like(64, 64)
+    ybr = convert_color_space(np.repeat(gray[..., None], 3, axis=2), "RGB", "YBR_FULL")
+    path = dicom_file(tmp_path / "ybr_native.dcm", gray.astype(np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "YBR_FULL", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = ybr.astype(np.uint8).tobytes()
+    ds.save_as(path)
+    assert np.abs(read_xray(path).astype(int) - gray).mean() < 3
+
+
+def test_dicom_without_file_meta_header(tmp_path):
+    import pydicom
+
+    raw = chest_like().astype(np.uint16) * 16
+    ds = pydicom.dcmread(dicom_file(tmp_path / "with_meta.dcm", raw))
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, True
+    write_dataset(fp, ds)  # the data set alone: no preamble, no "DICM", no file meta
+    bare = write(tmp_path, "bare.dcm", fp.getvalue())
+    assert bare.read_bytes()[128:132] != b"DICM"
+    assert np.array_equal(read_xray(bare), read_xray(tmp_path / "with_meta.dcm"))
+
+
+def test_png_holding_dicm_at_byte_128_is_read_as_png(tmp_path):
+    import struct
+    import zlib
+
+    png = png_bytes(chest_like())
+    pad = 128 - 33 - 8  # after the signature and IHDR (33 bytes) and a chunk's length and type
+    data = b"keyword\0" + b"x" * (pad - 8) + b"DICM" + b"y" * 16
+    chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    mixed = png[:33] + chunk + png[33:]
+    assert mixed[128:132] == b"DICM"
+    assert read_xray(write(tmp_path, "mixed.dcm", mixed)).shape == chest_like().shape
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(RescaleSlope="abc"), "rescale tags"),
+    (dict(PhotometricInterpretation='<a href="x">click</a>'), "photometric interpretation"),
+])
+def test_bad_dicom_values_are_our_refusals(tmp_path, change, message):
+    import pydicom
+
+    path = dicom_file(tmp_path / "odd.dcm", chest_like().astype(np.uint16))
+    ds = pydicom.dcmread(path)
+    for key, value in change.items():
+        ds[key].value = value if key != "RescaleSlope" else None
+        if key == "RescaleSlope":
+            from pydicom.dataelem import DataElement
+            ds[key] = DataElement(0x00281053, "LO", value)
+    ds.save_as(path)
+    with pytest.raises(ImageReadError, match=message):
+        read_xray(path)
+
+
+def test_unknown_transfer_syntax_is_our_refusal(tmp_path):
+    import pydicom
+
+    path = dicom_file(tmp_path / "odd.dcm", chest_like().astype(np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = "1.2.3.4.5"
+    ds.save_as(path)
+    with pytest.raises(ImageReadError, match="transfer syntax 1.2.3.4.5 is not a known one"):
+        read_xray(path)
+
+
+def test_control_characters_of_a_file_name_are_escaped(tmp_path):
+    path = write(tmp_path, "x.png", b"not an image")
+    with pytest.raises(ImageReadError) as err:
+        read_xray(path, name="evil\x1b[31m\nname.png")
+    assert "\x1b" not in str(err.value) and "\n" not in str(err.value)
+    assert "evil\\x1b[31m\\nname.png" in str(err.value)
+
+
 # -------------------------------------------------------------------- real radiographs
 def test_every_example_reads(examples_dir):
     files = sorted(p for p in examples_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))

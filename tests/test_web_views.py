@@ -175,17 +175,48 @@ def test_failure_and_examples_text_are_escaped():
 
 
 # ------------------------------------------------------------------ session, files
-def test_result_files_make_their_folder_on_first_use_and_drop_old_ones(tmp_path):
+def test_result_files_make_their_folder_on_first_use_and_drop_old_ones(tmp_path, monkeypatch):
+    """Expired folders go oldest first, from the list of folders made (no scan of the
+    folder: constant cost however many results there are); names never carry the upload's."""
+    from diachestxr.web import session
     from diachestxr.web.session import ResultFiles
 
     files = ResultFiles(tmp_path / "results", ttl_s=60)
     assert not (tmp_path / "results").exists()
-    first = Path(files.json({"task": "diagnosis", "file": "scan 1.dcm"}))
-    assert first.name == "scan 1-diagnosis.json" and first.is_file()
-    old = time.time() - 120
-    os.utime(first.parent, (old, old))
+    now = time.time()
+    monkeypatch.setattr(session.time, "time", lambda: now)
+    first = Path(files.json({"task": "diagnosis", "file": "upload-0123456789ab"}))
+    assert first.name == "diachestxr-diagnosis.json" and first.is_file()
+    now += 30
     second = Path(files.png(np.zeros((8, 8, 3), np.uint8)))
-    assert second.is_file() and not first.parent.exists()
+    monkeypatch.setattr(session.Path, "iterdir", lambda self: pytest.fail("the folder was scanned"))
+    now += 40  # the first is 70 s old, the second 40 s
+    third = Path(files.png(np.zeros((8, 8, 3), np.uint8)))
+    assert not first.parent.exists() and second.is_file() and third.is_file()
+
+
+def test_results_of_dead_servers_are_swept_and_live_ones_kept(tmp_path):
+    from diachestxr.web.session import sweep_stale_results
+
+    dead, alive, foreign = (tmp_path / f"diachestxr-results-{n}" for n in
+                            ("999999999-x", f"{os.getpid()}-y", "old-style"))
+    for folder in (dead, alive, foreign):
+        (folder / "sub").mkdir(parents=True)
+    other = tmp_path / "someone-else"
+    other.mkdir()
+    sweep_stale_results(tmp_path)
+    assert alive.exists() and other.exists() and not dead.exists() and not foreign.exists()
+
+
+def test_result_files_are_removed_at_exit(tmp_path):
+    """The folder is registered for removal at exit: Ctrl-C and SIGTERM (web.launch turns it
+    into Ctrl-C) both end in a normal exit."""
+    code = ("from diachestxr.web.session import ResultFiles\n"
+            "f = ResultFiles(); print(f.png(__import__('numpy').zeros((8, 8), 'uint8')))")
+    proc = _run(code, TMPDIR=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).is_relative_to(tmp_path)
+    assert not list(tmp_path.glob("diachestxr-results-*"))
 
 
 def test_a_redraw_after_the_files_expired_says_so(tmp_path):
@@ -219,6 +250,38 @@ def test_the_service_without_the_radiograph_check(random_predictor, examples_dir
 
     with pytest.raises(gr.Error, match="screening model is not available"):
         service.screen(str(examples_dir / "4fed5061.jpg"))
+
+
+def test_an_upload_is_deleted_once_answered_and_a_failure_is_not_read_twice(
+        random_predictor, examples_dir, tmp_path, monkeypatch):
+    """Uploads (files in Gradio's upload folder) go when their answer is computed, answered
+    or refused; sample images stay. The failure view repeats the kept message."""
+    import gradio as gr
+
+    from diachestxr.web import views
+    from diachestxr.web.service import Service
+    from diachestxr.web.session import ResultFiles
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    upload = tmp_path / "uploads" / "0af3" / "DOE^JOHN.jpg"
+    upload.parent.mkdir(parents=True)
+    sample = examples_dir / "00001968_000.jpg"
+    upload.write_bytes(sample.read_bytes())
+    service = Service({"diagnosis": random_predictor}, files=ResultFiles(tmp_path / "results"))
+    result, *_, state = service.diagnose(str(upload))
+    assert not upload.exists() and not upload.parent.exists() and sample.exists()
+    assert result["file"].startswith("upload-") and "DOE" not in str(result)
+    # a new map method: the session's copy of the radiograph, the same id
+    again, *_ = service.remap("diagnosis", state, True, 0.5, 0.5, "gradcam++")
+    assert again["file"] == result["file"] and again["method"] == "gradcam++"
+    bad = tmp_path / "uploads" / "77aa" / "DOE^JANE.png"
+    bad.parent.mkdir()
+    bad.write_text("not an image")
+    with pytest.raises(gr.Error):
+        service.diagnose(str(bad))
+    assert not bad.exists()
+    assert "not a recognised image" in service.failure("diagnosis", str(bad))
+    assert service.failure("diagnosis", str(bad)) == views.INTERNAL_ERROR  # told once
 
 
 # --------------------------------------------------------------- the package's shape

@@ -38,6 +38,9 @@ def require_gradio() -> None:
     """Import Gradio, or raise MissingExtraError naming the extra to install."""
     # No usage telemetry from a medical-imaging demo unless the deployer turns it on.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from .session import use_private_gradio_folder
+
+    use_private_gradio_folder()  # before Gradio is imported: it reads the folder then
     try:
         import gradio  # noqa: F401
     except ModuleNotFoundError as e:

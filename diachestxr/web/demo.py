@@ -4,6 +4,8 @@ launched (the same for `python app.py` and `diachestxr serve`)."""
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -21,7 +23,9 @@ from .tabs import task_tab
 CSS_PATH = Path(__file__).with_name("style.css")
 QUEUE_CONCURRENCY = 4  # model calls per event at once (torch runs them side by side)
 QUEUE_MAX_SIZE = 64  # beyond this, new requests are told the queue is full instead of waiting
-CACHE_TTL_S = 3600  # Gradio's own upload cache: files older than this go, checked hourly
+# Gradio's own copies of results (and any upload not deleted after its answer): files older
+# than CACHE_TTL_S go, checked every CACHE_SWEEP_S; all of them when the server stops
+CACHE_TTL_S, CACHE_SWEEP_S = 900, 300
 
 
 def build_demo(predictors: Mapping[str, Predictor] | None = None,
@@ -36,7 +40,7 @@ def build_demo(predictors: Mapping[str, Predictor] | None = None,
     examples = list_examples() if examples is None else list(examples)
     service = Service(predictors, errors)
     with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
-                   delete_cache=(CACHE_TTL_S, CACHE_TTL_S)) as demo:
+                   delete_cache=(CACHE_SWEEP_S, CACHE_TTL_S)) as demo:
         gr.Markdown("# DiaChestXR · chest X-ray screening and diagnosis with Grad-CAM")
         gr.Markdown(views.NOTICE, elem_id="notice")
         with gr.Tabs(overflow_behavior="wrap"):
@@ -59,7 +63,11 @@ def theme() -> gr.themes.Base:
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None,
            share: bool = False) -> None:
     """Serve `demo` (blocks until stopped). host and port default to GRADIO_SERVER_NAME and
-    GRADIO_SERVER_PORT (Hugging Face Spaces sets them), else 127.0.0.1:7860."""
+    GRADIO_SERVER_PORT (Hugging Face Spaces sets them), else 127.0.0.1:7860.
+    SIGTERM (`docker stop`, a Space restart) stops it as Ctrl-C does: Gradio shuts down and
+    deletes its upload cache, and the results folder goes at exit (session.ResultFiles)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # -> KeyboardInterrupt
     demo.launch(server_name=host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                 share=share, max_file_size=MAX_FILE_BYTES,

@@ -5,6 +5,8 @@ findings rule); what the page says comes from `views`; what a session keeps from
 
 from __future__ import annotations
 
+import hmac
+import html
 import logging
 import os
 from contextlib import contextmanager
@@ -43,25 +45,56 @@ def load_predictors(tasks: Iterable[str] = TASKS, weights_dir: str | os.PathLike
 
 
 def _error(message: str, title: str) -> gr.Error:
-    return gr.Error(message, title=title, print_exception=False)
+    # the pop-up renders HTML: text from a file (a DICOM tag, a file name) must not become markup
+    return gr.Error(html.escape(message, quote=False), title=title, print_exception=False)
 
 
 @contextmanager
-def user_errors(name: str) -> Iterator[None]:
+def user_errors(name: str, failures: dict[str, str] | None = None, key: str = "") -> Iterator[None]:
     """Our reader's and Predictor's messages go to the user as they are; anything else is
-    logged here with its traceback and reported without one."""
+    logged here with its traceback and reported without one. With `failures`, the message
+    is also kept under `key` for the page's failure view (an event's exception does not
+    reach the next event, and the upload is gone by then)."""
+    def fail(message: str, title: str) -> gr.Error:
+        if failures is not None:
+            failures[key] = message
+            while len(failures) > MAX_REMEMBERED_FAILURES:
+                failures.pop(next(iter(failures)))
+        return _error(message, title)
+
     try:
         yield
     except gr.Error:
         raise
     except (ImageReadError, ValueError) as e:
-        raise _error(str(e), "Cannot analyse this file") from None
+        raise fail(str(e), "Cannot analyse this file") from None
     except ResultExpired as e:
-        raise _error(str(e), "Result expired") from None
+        raise fail(str(e), "Result expired") from None
     except Exception:
-        log.exception("analysing %s failed", name)
-        raise _error(f"{name}: analysis failed because of an internal error (logged on the "
-                     "server). Try another image.", "Internal error") from None
+        log.exception("analysing an upload failed")  # its name stays out of the server's log
+        raise fail(f"{name}: analysis failed because of an internal error (logged on the "
+                   "server). Try another image.", "Internal error") from None
+
+
+MAX_REMEMBERED_FAILURES = 256
+UPLOAD_ID_KEY = os.urandom(16)  # per server run: an upload's id cannot be traced to its name
+
+
+def upload_id(name: str) -> str:
+    """What results call an upload instead of its file name (which may name the patient):
+    the same name gives the same id while the server runs, and nothing else does."""
+    return "upload-" + hmac.new(UPLOAD_ID_KEY, name.encode("utf-8", "replace"), "sha256").hexdigest()[:12]
+
+
+@contextmanager
+def consumed(image: Any) -> Iterator[str]:
+    """The upload's path for one analysis; afterwards the upload is deleted (the session
+    keeps the PNG of the radiograph the redraws need, nothing of the original file)."""
+    path = _path(image)
+    try:
+        yield path
+    finally:
+        session.forget_upload(path)
 
 
 def _path(image: Any) -> str:
@@ -80,6 +113,7 @@ class Service:
                        for task in TASKS if task not in self.predictors}
         self.files = files or ResultFiles()
         self._infos: dict[str, views.ModelInfo | None] = {}
+        self._failures: dict[str, str] = {}  # upload path -> why its analysis failed
 
     # ------------------------------------------------------------------- the models
     def predictor(self, task: str) -> Predictor:
@@ -129,13 +163,16 @@ class Service:
         input's aspect, at most 1024 px); result_file = the result as a JSON file.
         """
         predictor = self.predictor("screening")
-        path = _path(image)
-        name = Path(path).name
+        with consumed(image) as path:
+            return self._screen(predictor, path, upload_id(Path(path).name), opacity, method)
+
+    def _screen(self, predictor: Predictor, path: str, file_id: str, opacity: float, method: str
+                ) -> tuple[dict, str, str, SessionState]:
         method = method or DEFAULT_METHOD
-        with user_errors(name):
+        with user_errors(Path(path).name, self._failures, path):
             # all three maps cost about as much as one: any class the user picks is ready
             r = predictor.screen(path, explain="all", alpha=float(opacity), method=method)
-        result = self._stamp({**r.to_dict(), "file": name, "explained": r.label,
+        result = self._stamp({**r.to_dict(), "file": file_id, "explained": r.label,
                               "method": method}, "screening")
         state = session.new_state(r, result, self.files)
         overlay = self.draw(state, r.label, opacity, image=r.image)
@@ -156,18 +193,23 @@ class Service:
         overlays = heatmaps of the most probable labels (a gallery: [{"image": PNG, "caption":
         ...}]); result_file = the result as JSON.
         """
-        path = _path(image)
-        name = Path(path).name
         predictor = self.predictor("diagnosis")
-        method = method or DEFAULT_METHOD
         thresholds = self.thresholds(calibrated_thresholds, threshold)
-        with user_errors(name):
+        with consumed(image) as path:
+            return self._diagnose(predictor, path, upload_id(Path(path).name), thresholds,
+                                  opacity, method)
+
+    def _diagnose(self, predictor: Predictor, path: str, file_id: str,
+                  thresholds: Mapping[str, float], opacity: float, method: str
+                  ) -> tuple[dict, list[tuple[str, str]], str, SessionState]:
+        method = method or DEFAULT_METHOD
+        with user_errors(Path(path).name, self._failures, path):
             # all 14 maps cost about as much as one: every label the user picks is ready
             r = predictor.diagnose(path, thresholds=thresholds, explain="all",
                                    alpha=float(opacity), method=method)
         probabilities = dict(sorted(r.probabilities.items(), key=lambda kv: -kv[1]))
         check = {k: v for k, v in r.to_dict().items() if k == "radiograph_check"}  # gate on
-        result = self._stamp({"task": "diagnosis", "file": name, "probabilities": probabilities,
+        result = self._stamp({"task": "diagnosis", "file": file_id, "probabilities": probabilities,
                               "explained": list(probabilities)[:TOP_FINDINGS], "method": method,
                               **check}, "diagnosis")
         state = session.new_state(r, result, self.files)
@@ -213,15 +255,27 @@ class Service:
         result's size."""
         return state["original"], self.draw(state, label, opacity)
 
+    def remap(self, task: str, state: SessionState | None, *inputs: Any) -> tuple:
+        """UI only: the maps of another method for the session's radiograph (the upload is
+        gone: the session's PNG of it is what the model reads again). inputs: the API
+        function's, after the file."""
+        if not state:
+            return gr.skip(), gr.skip(), gr.skip(), state
+        file_id = state["result"]["file"]
+        with user_errors(file_id):
+            session.radiograph(state)  # ResultExpired once RESULT_TTL_S removed it
+        if task == "screening":
+            opacity, method = inputs
+            return self._screen(self.predictor(task), state["original"], file_id, opacity, method)
+        calibrated, threshold, opacity, method = inputs
+        return self._diagnose(self.predictor(task), state["original"], file_id,
+                              self.thresholds(calibrated, threshold), opacity, method)
+
     def failure(self, task: str, image: Any) -> str:
-        """Why the last run of `task` failed, recomputed from its input: an event's exception
-        does not reach the next event."""
+        """Why the last run of `task` on this upload failed: the message its run kept (the
+        upload is not read a second time; it is gone by now)."""
         if task in self.errors:
             return views.unavailable(task, self.errors[task])
         if image is None:
             return views.UPLOAD_FIRST
-        try:
-            self.predictors[task].check(str(image))  # the reader, then the radiograph check
-        except ImageReadError as e:
-            return str(e)
-        return views.INTERNAL_ERROR
+        return self._failures.pop(str(image), views.INTERNAL_ERROR)

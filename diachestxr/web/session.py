@@ -6,30 +6,41 @@ A session keeps its last result, every map as uint8 at STATE_MAP_SIDE (the maps 
 label change redraws from it without the model. Every overlay, on the API path and on a
 redraw alike, is drawn from these maps.
 
-Result files (overlays, the radiograph, JSON) go to a temporary folder made on first use,
-one sub-folder per file so a download keeps its name; folders older than RESULT_TTL_S are
-removed as new ones are made, so a long-running server stays small.
+Result files (overlays, the radiograph, JSON) go to a temporary folder made on first use
+(its name holds the server's process id), one sub-folder per file so a download keeps its
+name. What a patient's radiograph leaves behind is bounded:
+- folders older than RESULT_TTL_S are removed as new ones are made, oldest first, from an
+  in-memory list (constant cost per request, however many results a busy server made);
+- the whole folder is removed when the server exits (Ctrl-C, SIGTERM: see `web.launch`);
+- folders of earlier servers that died without cleaning up are swept when the folder is made;
+- the upload itself is deleted as soon as its answer is computed (`forget_upload`), and
+  Gradio's upload and cache folder is the server's own, removed at exit
+  (`use_private_gradio_folder`).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 from typing import Any, Mapping
 
 import cv2
 import numpy as np
 
-RESULT_TTL_S = 3600
+RESULT_TTL_S = 900
 # A session's state is dropped this long after it was last written (Gradio restarts the
-# clock at each write; a closed tab's state goes after an hour). A redraw whose radiograph
+# clock at each write; a closed tab's state goes after 15 minutes). A redraw whose radiograph
 # file RESULT_TTL_S already removed raises ResultExpired.
-STATE_TTL_S = 1800
+STATE_TTL_S = 900
 STATE_MAP_SIDE = 64
 
 SessionState = dict  # {"original": PNG path, "cams": {label: uint8 map}, "result": API dict}
@@ -39,6 +50,10 @@ class ResultExpired(Exception):
     """The result files of a session were removed (RESULT_TTL_S): upload the image again."""
 
 
+RESULTS_PREFIX = "diachestxr-results-"
+GRADIO_PREFIX = "diachestxr-gradio-"
+
+
 class ResultFiles:
     """Fresh file paths for results, under one temporary folder made on first use."""
 
@@ -46,28 +61,34 @@ class ResultFiles:
         self._root = root
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
+        self._made: deque[tuple[float, Path]] = deque()  # (time, folder), oldest first
 
     @property
     def root(self) -> Path:
         with self._lock:  # requests run in threads: one folder, made once
             if self._root is None:
-                self._root = Path(tempfile.mkdtemp(prefix="diachestxr-results-"))
+                sweep_stale_results(Path(tempfile.gettempdir()))
+                self._root = Path(tempfile.mkdtemp(prefix=f"{RESULTS_PREFIX}{os.getpid()}-"))
+                atexit.register(self.remove)
             self._root.mkdir(parents=True, exist_ok=True)
             return self._root
 
     def path(self, name: str) -> Path:
         """A new path named `name`, in a folder of its own; expired folders go first."""
         root, now = self.root, time.time()
-        for old in root.iterdir():
-            try:
-                expired = now - old.stat().st_mtime > self.ttl_s
-            except FileNotFoundError:  # another request removed it just now
-                continue
-            if expired:
-                shutil.rmtree(old, ignore_errors=True)
-        folder = root / uuid.uuid4().hex[:16]
+        with self._lock:
+            while self._made and now - self._made[0][0] > self.ttl_s:
+                shutil.rmtree(self._made.popleft()[1], ignore_errors=True)
+            folder = root / uuid.uuid4().hex[:16]
+            self._made.append((now, folder))
         folder.mkdir()
         return folder / name
+
+    def remove(self) -> None:
+        """Remove every result file (at exit)."""
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._made.clear()
 
     def png(self, image: np.ndarray, name: str = "heatmap.png") -> str:
         """An image as a PNG file, encoded once, at a fast compression level."""
@@ -80,9 +101,8 @@ class ResultFiles:
         return str(out)
 
     def json(self, result: Mapping[str, Any]) -> str:
-        """The downloadable result: <image stem>-<task>.json."""
-        stem = Path(result.get("file") or "image").stem or "image"
-        out = self.path(f"{stem}-{result['task']}.json")
+        """The downloadable result: diachestxr-<task>.json (never the upload's name)."""
+        out = self.path(f"diachestxr-{result['task']}.json")
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         return str(out)
 
@@ -91,6 +111,56 @@ class ResultFiles:
         out = self.path("label.json")
         out.write_text(json.dumps(value), encoding="utf-8")
         return str(out)
+
+
+def use_private_gradio_folder() -> None:
+    """Make Gradio's upload and cache folder (GRADIO_TEMP_DIR) private to this server, unless
+    the deployer chose one: named with the process id, removed at exit with every upload and
+    copy in it (Gradio's own shutdown leaves some), swept by the next server if this one was
+    killed. Gradio reads the variable when it is imported: call this first."""
+    if os.environ.get("GRADIO_TEMP_DIR") or "gradio" in sys.modules:
+        return
+    sweep_stale_results(Path(tempfile.gettempdir()), GRADIO_PREFIX)
+    folder = tempfile.mkdtemp(prefix=f"{GRADIO_PREFIX}{os.getpid()}-")
+    os.environ["GRADIO_TEMP_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, True)
+
+
+def sweep_stale_results(tmp: Path, prefix: str = RESULTS_PREFIX) -> None:
+    """Remove the folders of servers that are no longer running (killed before they could
+    clean up), named <prefix><pid>-...; folders of live servers stay."""
+    for folder in tmp.glob(f"{prefix}*"):
+        pid = folder.name[len(prefix):].split("-")[0]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def forget_upload(path: str | os.PathLike) -> None:
+    """Delete an upload once its answer is computed, if it is one (a file in Gradio's upload
+    folder; a sample image is not), with the folder Gradio made for it."""
+    import gradio.utils
+
+    path = Path(path)
+    uploads = Path(gradio.utils.get_upload_folder()).resolve()
+    try:
+        resolved = path.resolve()
+        if uploads not in resolved.parents:
+            return
+        resolved.unlink(missing_ok=True)
+        if resolved.parent != uploads and not any(resolved.parent.iterdir()):
+            resolved.parent.rmdir()
+    except OSError:  # already gone, or removed by another request just now
+        pass
 
 
 def new_state(prediction: Any, result: dict, files: ResultFiles) -> SessionState:

@@ -4,7 +4,7 @@ event chain every task shares.
 A new input (the button, an upload or a sample image) first clears the old result, so an
 error never sits beside a stale one; then the API function runs; then the UI-only views draw
 the result, or the reason for a failure stays beside the upload. A new map method reruns the
-model on the image in the file box.
+model on the session's copy of the radiograph (the upload itself is deleted once answered).
 """
 
 from __future__ import annotations
@@ -65,18 +65,15 @@ def _wire(ui: TaskUI, p: Parts) -> None:
     if p["examples"] is not None:
         analyse(p["examples"].load_input_event.then(**clear), api_visibility="private")
     p["file"].clear(**clear)
-    after(p["method"].input(_again(ui.api), inputs=[*inputs, p["state"]], outputs=outputs,
+    after(p["method"].input(_again(ui), inputs=[p["state"], *inputs[1:]], outputs=outputs,
                             api_visibility="private"))
     ui.wire(p, after)
 
 
-def _again(api: Callable) -> Callable:
-    def again(*args):
-        """UI only: the map method changed; new maps for the image in the file box."""
-        *inputs, state = args
-        if inputs[0] is None:
-            return gr.skip(), gr.skip(), gr.skip(), state
-        return api(*inputs)
+def _again(ui: TaskUI) -> Callable:
+    def again(state, *inputs):
+        """UI only: the map method changed; new maps for the radiograph of the last result."""
+        return ui.service.remap(ui.task, state, *inputs)
     return again
 
 
