@@ -5,6 +5,7 @@ config (and optionally a `diachestxr evaluate` metrics dict)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from .labels import DIAGNOSIS_SOURCE_GROUPS
 from .registry import DEFAULT_HUB_REVISION, get_spec
@@ -19,7 +20,10 @@ DATA = {
         "Kermany et al. 2018 pediatric chest X-rays (Guangzhou; CC BY 4.0) for Normal and "
         "bacterial/viral Pneumonia; adult COVID-19 radiographs from the Hannover Medical School "
         "COVID-19 repository (CC BY 3.0), the ieee8023 covid-chestxray-dataset (per-image "
-        "licenses), Figure1 and Actualmed (research use)."),
+        "licenses), Figure1 and Actualmed (research use); and, in the train split only, 1,500 "
+        "COVID-19 (mostly BIMCV, Valencia, and other public collections) and 1,500 adult Normal "
+        "(RSNA/NIH) radiographs of the COVID-19 Radiography Database (`covid19_radiography`, "
+        "224 px)."),
     "diagnosis": (
         "`../shared/data/diagnosis`: 3,331 frontal radiographs of 2,218 patients from NIH "
         "ChestX-ray14 (NIH Clinical Center; public, attribution requested), 14 labels from the "
@@ -173,6 +177,27 @@ def _source_group_lines(metrics: dict) -> list[str]:
     return lines + [""]
 
 
+def _held_out_lines(reports: list[dict] | None) -> list[str]:
+    """Screening: how runs of this recipe did on a hospital they never saw (reports of
+    training/holdout.py) -- the figure that predicts a stranger's film, so it comes first."""
+    if not reports:
+        return []
+    lines = ["**Hospitals it never saw** (leave-one-hospital-out: each run trained without the "
+             "source; its COVID-19 radiographs ranked against adult non-COVID radiographs no run "
+             "trained on, the source's own and the test split's; operating point fitted on the "
+             "other sources' validation adults):", "",
+             "| held-out source | run | n | COVID-19 AUROC | COVID-19 sensitivity | "
+             "non-COVID called COVID-19 | adult Normal called Normal |", "|---|---|---|---|---|---|---|"]
+    for report in reports:
+        for source, entry in report["by_source"].items():
+            m = entry["against_unseen_adults"]
+            lines.append(f"| `{source}` | {report.get('name', Path(report['weights']).name)} | "
+                         f"{entry['n']} | **{_fmt(m['covid19_vs_non_covid19_auroc'])}** | "
+                         f"{_fmt(m['covid19_sensitivity'])} | {_fmt(m['non_covid19_called_covid19'])} | "
+                         f"{_fmt(m['normal']['called_normal'])} |")
+    return lines + [""]
+
+
 def _as_list(value) -> list[str]:
     if not value:
         return []
@@ -248,6 +273,7 @@ def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | No
     out.append("")
 
     out += ["## Metrics", ""]
+    out += _held_out_lines(config.get("leave_one_hospital_out"))
     validation = config.get("validation")
     if validation:
         out += ["Validation split, best epoch (the checkpoint kept): "

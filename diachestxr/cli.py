@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .io import ImageReadError, printable
+from .io import ImageReadError, printable, quiet_pydicom
 from .registry import BATCH_SIZE, DEFAULT_MAP_METHOD, MAP_METHODS, PNG_COMPRESS_LEVEL, TASKS
 
 EXIT_USER_ERROR = 2
@@ -115,18 +115,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
-
-
-def quiet_pydicom(verbose: bool = False) -> None:
-    """pydicom logs and warns about every odd tag it meets, tracebacks included; the reader
-    turns what matters into its own message, so the rest is noise on a user's terminal (kept
-    with --verbose)."""
-    if verbose:
-        return
-    import warnings
-
-    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
-    warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
 
 
 # ------------------------------------------------------------------------------ predict

@@ -276,7 +276,8 @@ def _read_dicom(data: bytes, name: str) -> np.ndarray:
             try:
                 arr = apply_voi_lut(arr, ds, index=0)
             except Exception as e:  # noqa: BLE001 -- e.g. WindowWidth 0: fall back to the full range
-                log.warning("%s: ignoring an invalid VOI LUT / window (%s); using the full range", name, e)
+                # (the file's name stays out of logs: a server's log outlives the request)
+                log.warning("a DICOM's VOI LUT / window is invalid (%s); using the full range", e)
         gray = _rescale_to_uint8(np.asarray(arr, np.float32), name)
         return 255 - gray if photometric == "MONOCHROME1" else gray
     return _array_to_gray(np.asarray(arr), name)  # colour: RGB by now (as_rgb above)
@@ -439,6 +440,19 @@ def _check_inflated_size(data: bytes, name: str) -> None:
         raise ImageReadError(f"{name}: the deflated DICOM inflates to more than "
                              f"{MAX_DECODED_BYTES // 2**20} MB; the limit is one image of "
                              f"{MAX_PIXELS // 1_000_000} megapixels")
+
+
+def quiet_pydicom(verbose: bool = False) -> None:
+    """pydicom logs and warns about every odd tag it meets, tracebacks and tag values
+    included; the reader turns what matters into its own message, so the rest is noise on a
+    user's terminal and patient data in a server's log. The CLI (unless --verbose) and the
+    web app call this; a library caller keeps pydicom's logging as configured."""
+    if verbose:
+        return
+    import warnings
+
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
 
 
 def _finish(gray: np.ndarray, name: str) -> np.ndarray:

@@ -122,6 +122,84 @@ def _dicom_variant(path: Path, pixels: np.ndarray, **changes) -> None:
     ds.save_as(str(path))
 
 
+def encapsulated_dicom(path, frame: bytes, rows: int, cols: int, syntax, photometric="MONOCHROME2",
+                        samples: int = 1, bits: int = 8):
+    """A DICOM whose pixel data is one compressed frame, with the header's Rows/Columns."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    dicom_file(path, np.ones((8, 8), np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, cols, samples, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
+    if samples > 1:
+        ds.PlanarConfiguration = 0
+    for tag in ("RescaleSlope", "RescaleIntercept"):
+        delattr(ds, tag)
+    ds.PixelData = encapsulate([frame])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path)
+    return path
+
+
+def rle_bomb(decoded: int) -> bytes:
+    """An RLE frame of one segment: a header, then repeat runs of 128 bytes adding up to
+    `decoded` bytes (2 bytes on disk per 128)."""
+    header = struct.pack("<16I", 1, 64, *([0] * 14))
+    return header + b"\x81\x07" * (decoded // 128)
+
+
+def progressive_jpeg_with_scans(image: np.ndarray, extra: int) -> bytes:
+    """A valid progressive JPEG, then its last scan repeated `extra` times before the end."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", progressive=True, quality=90)
+    data = buf.getvalue()
+    last = data.rindex(b"\xff\xda")
+    return data[:-2] + data[last:-2] * extra + b"\xff\xd9"
+
+
+def jpeg_claiming(image: np.ndarray, width: int, height: int) -> bytes:
+    """A JPEG of `image` whose frame header (SOF) claims width x height: a decoder allocates
+    the claimed size."""
+    data = bytearray(_jpeg(image))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def _ybr_dicom(path: Path, gray: np.ndarray) -> None:
+    """A colour DICOM as many archives export radiographs: JPEG baseline, YBR_FULL_422."""
+    from pydicom.uid import JPEGBaseline8Bit
+
+    buf = io.BytesIO()
+    Image.fromarray(np.repeat(gray[..., None], 3, axis=2)).save(buf, format="JPEG", quality=92,
+                                                                 subsampling=2)
+    encapsulated_dicom(path, buf.getvalue(), *gray.shape, JPEGBaseline8Bit,
+                       photometric="YBR_FULL_422", samples=3)
+
+
+def _without_file_meta(path: Path, pixels: np.ndarray) -> None:
+    """A DICOM data set written alone: no preamble, no "DICM", no file meta header."""
+    import pydicom
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    ds = pydicom.dcmread(dicom_file(path, pixels.astype(np.uint16) * 16))
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, True
+    write_dataset(fp, ds)
+    path.write_bytes(fp.getvalue())
+
+
+def _png_with_dicm_at_128(arr: np.ndarray) -> bytes:
+    """A PNG with a text chunk that puts "DICM" at byte 128, where DICOM has its marker."""
+    data = png_bytes(arr)
+    text = b"keyword\0" + b"x" * (128 - 41 - 8) + b"DICM" + b"y" * 16
+    chunk = struct.pack(">I", len(text)) + b"tEXt" + text + struct.pack(">I", zlib.crc32(b"tEXt" + text))
+    return data[:33] + chunk + data[33:]
+
+
 def write_corpus(folder: Path, radiograph: np.ndarray) -> dict[str, Case]:
     """Write every hostile case into `folder`; `radiograph` is a real frontal chest X-ray."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -170,6 +248,22 @@ def write_corpus(folder: Path, radiograph: np.ndarray) -> dict[str, Case]:
         else:
             _dicom_variant(path, pixels, **changes)
         corpus[name] = case
+    from pydicom.uid import JPEGBaseline8Bit, RLELossless
+
+    side = pixels.shape
+    encapsulated_dicom(folder / "rle_bomb.dcm", rle_bomb(2**30), *side, RLELossless)
+    corpus["rle_bomb.dcm"] = Case("RLE DICOM decoding to 1 GB", "decodes to more than", heavy=True)
+    encapsulated_dicom(folder / "codestream_liar.dcm", jpeg_claiming(pixels, 12000, 12000), *side,
+                       JPEGBaseline8Bit)
+    corpus["codestream_liar.dcm"] = Case("DICOM whose JPEG claims 12000x12000", "compressed image is 12000x12000")
+    (folder / "scans_bomb.jpg").write_bytes(progressive_jpeg_with_scans(pixels, 3000))
+    corpus["scans_bomb.jpg"] = Case("progressive JPEG, 3000 extra scans", "scans")
+    _ybr_dicom(folder / "ybr_full_422.dcm", pixels)
+    corpus["ybr_full_422.dcm"] = Case("YBR_FULL_422 JPEG DICOM", None)
+    _without_file_meta(folder / "no_file_meta.dcm", pixels)
+    corpus["no_file_meta.dcm"] = Case("DICOM without file meta", None)
+    (folder / "png_with_dicm.dcm").write_bytes(_png_with_dicm_at_128(xray))
+    corpus["png_with_dicm.dcm"] = Case("PNG with DICM at byte 128", None)
     _deflated_bomb(folder / "deflated_bomb.dcm")
     corpus["deflated_bomb.dcm"] = Case("deflated DICOM, 20 x 49 MP", "inflates to more than", heavy=True)
     return corpus

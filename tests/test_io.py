@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from diachestxr.io import MAX_PIXELS, ImageReadError, read_xray
+from tests.hostile import encapsulated_dicom, progressive_jpeg_with_scans, rle_bomb
 from tests.images import chest_like, dicom_file, jpeg_bytes, png_bytes, png_header_only
 
 
@@ -154,40 +155,10 @@ def test_damaged_dicom(tmp_path):
 
 
 # ------------------------------------------------ bounded decoders, colour, odd headers
-def _encapsulated_dicom(path, frame: bytes, rows: int, cols: int, syntax, photometric="MONOCHROME2",
-                        samples: int = 1, bits: int = 8):
-    """A DICOM whose pixel data is one compressed frame, with the header's Rows/Columns."""
-    import pydicom
-    from pydicom.encaps import encapsulate
-
-    dicom_file(path, chest_like(8, 8).astype(np.uint16))
-    ds = pydicom.dcmread(path)
-    ds.file_meta.TransferSyntaxUID = syntax
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, cols, samples, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
-    if samples > 1:
-        ds.PlanarConfiguration = 0
-    for tag in ("RescaleSlope", "RescaleIntercept"):
-        delattr(ds, tag)
-    ds.PixelData = encapsulate([frame])
-    ds["PixelData"].VR = "OB"
-    ds.save_as(path)
-    return path
-
-
-def _rle_bomb(claimed: int, decoded: int) -> bytes:
-    """An RLE frame of one segment: a header, then repeat runs of 128 bytes adding up to
-    `decoded` bytes for an image that declares `claimed`."""
-    import struct
-
-    header = struct.pack("<16I", 1, 64, *([0] * 14))
-    return header + b"\x81\x07" * (decoded // 128)
-
-
 def test_rle_that_decodes_past_its_header_is_refused_before_decoding(tmp_path):
     from pydicom.uid import RLELossless
 
-    path = _encapsulated_dicom(tmp_path / "rle_bomb.dcm", _rle_bomb(64 * 64, 200 * 2**20), 64, 64, RLELossless)
+    path = encapsulated_dicom(tmp_path / "rle_bomb.dcm", rle_bomb(200 * 2**20), 64, 64, RLELossless)
     start = time.perf_counter()
     with pytest.raises(ImageReadError, match="RLE-compressed pixel data decodes to more"):
         read_xray(path)
@@ -210,10 +181,10 @@ def test_compressed_frame_larger_than_its_header_is_refused(tmp_path):
     from pydicom.uid import JPEGBaseline8Bit
 
     frame = jpeg_bytes(chest_like(600, 500))
-    path = _encapsulated_dicom(tmp_path / "liar.dcm", frame, 64, 64, JPEGBaseline8Bit)
+    path = encapsulated_dicom(tmp_path / "liar.dcm", frame, 64, 64, JPEGBaseline8Bit)
     with pytest.raises(ImageReadError, match="says 64x64 pixels but its compressed image is 500x600"):
         read_xray(path)
-    honest = _encapsulated_dicom(tmp_path / "honest.dcm", frame, 600, 500, JPEGBaseline8Bit)
+    honest = encapsulated_dicom(tmp_path / "honest.dcm", frame, 600, 500, JPEGBaseline8Bit)
     assert read_xray(honest).shape == (600, 500)
 
 
@@ -228,22 +199,13 @@ def test_codestream_sizes_of_jpeg_and_jpeg2000():
     assert codestream_size(b"no header here") is None
 
 
-def _progressive_jpeg_with_scans(extra: int) -> bytes:
-    """A valid progressive JPEG, then its last scan repeated `extra` times before the end."""
-    buf = io.BytesIO()
-    Image.fromarray(chest_like(256, 256)).save(buf, format="JPEG", progressive=True, quality=90)
-    data = buf.getvalue()
-    last = data.rindex(b"\xff\xda")
-    return data[:-2] + data[last:-2] * extra + b"\xff\xd9"
-
-
 def test_a_jpeg_with_thousands_of_scans_is_refused_before_decoding(tmp_path):
     from diachestxr.io import MAX_JPEG_SCANS
 
-    assert read_xray(_progressive_jpeg_with_scans(0)).shape == (256, 256)  # ~10 scans: fine
+    assert read_xray(progressive_jpeg_with_scans(chest_like(256, 256), 0)).shape == (256, 256)  # ~10 scans: fine
     start = time.perf_counter()
     with pytest.raises(ImageReadError, match=f"scans; a radiograph has fewer than 20 and the limit is {MAX_JPEG_SCANS}"):
-        read_xray(write(tmp_path, "scans.jpg", _progressive_jpeg_with_scans(2000)))
+        read_xray(write(tmp_path, "scans.jpg", progressive_jpeg_with_scans(chest_like(256, 256), 2000)))
     assert time.perf_counter() - start < 1
 
 
@@ -257,7 +219,7 @@ def test_ybr_dicom_radiograph_is_read_as_gray_once(tmp_path, photometric):
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=95,
                               subsampling=2 if photometric.endswith("422") else 0)
-    path = _encapsulated_dicom(tmp_path / "ybr.dcm", buf.getvalue(), 128, 128, JPEGBaseline8Bit,
+    path = encapsulated_dicom(tmp_path / "ybr.dcm", buf.getvalue(), 128, 128, JPEGBaseline8Bit,
                                photometric=photometric, samples=3)
     out = read_xray(path)
     assert np.abs(out.astype(int) - gray).mean() < 3

@@ -362,6 +362,13 @@ def test_holdout_leaves_a_source_out_of_training_and_scores_the_run_on_it(runs, 
     assert against["n"] == entry["n"] + report["unseen_adult_negatives"]
     assert 0 <= against["covid19_vs_non_covid19_auroc"] <= 1
     assert "within_source" not in entry  # no non-COVID radiograph of its own
+    from diachestxr.card import model_card
+
+    config = json.loads((runs["screening"] / "screening.json").read_text())
+    card = model_card({**config, "leave_one_hospital_out": [{"name": "no-mhh", **report}]})
+    assert "Hospitals it never saw" in card
+    assert card.index("Hospitals it never saw") < card.index("Validation split")  # first
+    assert f"| `mhh_covid` | no-mhh | {entry['n']} |" in card
 
 
 def test_low_resolution_round_trip_removes_fine_detail_only():

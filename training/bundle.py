@@ -102,7 +102,8 @@ def _adults(task: str, data: Path) -> dict:
     return {"extra_adults": data / "diagnosis" / "labels.csv"} if task == "screening" else {}
 
 
-def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False) -> list[Path]:
+def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False,
+           holdout_reports: list[Path] = ()) -> list[Path]:
     written = []
     for task, (weights, config_file, config) in find_checkpoints(run_dir).items():
         score = SCORE[task]
@@ -124,6 +125,8 @@ def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False) -> 
                                               plots_dir=run_dir / "plots", **_adults(task, data))
         config["training_data"] = DATA[task]
         config["limitations"] = notes
+        if holdout_reports and task == "screening":  # training/holdout.py, shown first in the card
+            config["leave_one_hospital_out"] = [json.loads(Path(f).read_text()) for f in holdout_reports]
         BUNDLED_DIR.mkdir(exist_ok=True)
         shutil.copy(weights, BUNDLED_DIR / weights.name)
         (BUNDLED_DIR / weights.with_suffix(".json").name).write_text(json.dumps(config, indent=2) + "\n")
@@ -140,8 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", action="append", default=[],
                         help="a limitation or observation for the model card (repeatable)")
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--holdout-report", action="append", default=[], type=Path,
+                        help="screening: a training/holdout.py report (JSON) of a run of this "
+                             "recipe without a source; repeatable; shown first in the card")
     args = parser.parse_args(argv)
-    bundle(args.run_dir, args.data, args.note, args.force)
+    bundle(args.run_dir, args.data, args.note, args.force, args.holdout_report)
     return 0
 
 

@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sources", default="",
                         help="comma-separated sources (default: the run's --holdout)")
     parser.add_argument("--out", type=Path, help="also write the report (JSON) here")
+    parser.add_argument("--name", help="what the model card calls the run (default: its folder)")
     args = parser.parse_args(argv)
     sources = args.sources
     if not sources:
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         sources = config.get("training", {}).get("config", {}).get("holdout", "")
     if not sources:
         raise SystemExit("no held-out source: the run has no --holdout; name them with --sources")
-    report = holdout_report(args.run_dir, sources.split(","), args.data)
+    report = {"name": args.name or args.run_dir.name,
+              **holdout_report(args.run_dir, sources.split(","), args.data)}
     text = json.dumps(report, indent=2) + "\n"
     print(text, end="")
     if args.out:

@@ -14,7 +14,7 @@ import gradio as gr
 from .. import __version__
 from ..examples import Example, list_examples
 from ..inference import Predictor
-from ..io import MAX_FILE_BYTES
+from ..io import MAX_FILE_BYTES, quiet_pydicom
 from ..registry import TASKS
 from . import views
 from .service import Service, load_predictors
@@ -66,6 +66,7 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None,
     GRADIO_SERVER_PORT (Hugging Face Spaces sets them), else 127.0.0.1:7860.
     SIGTERM (`docker stop`, a Space restart) stops it as Ctrl-C does: Gradio shuts down and
     deletes its upload cache, and the results folder goes at exit (session.ResultFiles)."""
+    quiet_pydicom()  # its log lines carry tag values: patient data in the server's log
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # -> KeyboardInterrupt
     demo.launch(server_name=host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

@@ -8,7 +8,7 @@ redraw alike, is drawn from these maps.
 
 Result files (overlays, the radiograph, JSON) go to a temporary folder made on first use
 (its name holds the server's process id), one sub-folder per file so a download keeps its
-name. What a patient's radiograph leaves behind is bounded:
+name (in 256 buckets, so no directory holds more than a few hundred entries). What a patient's radiograph leaves behind is bounded:
 - folders older than RESULT_TTL_S are removed as new ones are made, oldest first, from an
   in-memory list (constant cost per request, however many results a busy server made);
 - the whole folder is removed when the server exits (Ctrl-C, SIGTERM: see `web.launch`);
@@ -79,9 +79,10 @@ class ResultFiles:
         with self._lock:
             while self._made and now - self._made[0][0] > self.ttl_s:
                 shutil.rmtree(self._made.popleft()[1], ignore_errors=True)
-            folder = root / uuid.uuid4().hex[:16]
+            key = uuid.uuid4().hex[:16]
+            folder = root / key[:2] / key[2:]  # 256 buckets: no directory grows huge
             self._made.append((now, folder))
-        folder.mkdir()
+        folder.mkdir(parents=True)
         return folder / name
 
     def remove(self) -> None:
