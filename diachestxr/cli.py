@@ -143,6 +143,11 @@ def predict(args: argparse.Namespace) -> int:
     if args.out and args.out.suffix.lower() not in (".csv", ".jsonl"):
         raise ValueError(f"--out {args.out}: use a .csv or .jsonl file name")
     files = expand_inputs(args.images)
+    missing = [f for f in files if not Path(f).is_file()]
+    if len(missing) == len(files):  # nothing to read: say so before loading a model
+        for f in missing:
+            print(f"{printable(f, limit=1000)}: error: no such file", file=sys.stderr)
+        return EXIT_USER_ERROR
     # "report": a refused image becomes its file's error below, and the batch is not redone
     predictor = Predictor(tasks=[args.task], weights_dir=args.weights,
                           gate="off" if args.no_gate else "report")

@@ -49,19 +49,18 @@ def cam_class(method: str) -> type:
 
 
 class RankedOutputTarget:
-    """Explain the output ranked `rank`-th by `key(outputs)` (0 = highest).
+    """Explain the output ranked `rank`-th (0 = the highest).
 
     Lets one forward pass serve both the probabilities and the maps of labels that are only
     known after that pass (the predicted class, the top findings): every copy of an image's
     activations has the same outputs, and copy j explains the j-th ranked label.
     """
 
-    def __init__(self, rank: int, key: Callable[[torch.Tensor], torch.Tensor] | None = None):
-        self.rank, self.key = rank, key
+    def __init__(self, rank: int):
+        self.rank = rank
 
     def index(self, model_output: torch.Tensor) -> int:
-        score = self.key(model_output) if self.key else model_output
-        return int(torch.argsort(score.detach(), descending=True)[self.rank])
+        return int(torch.argsort(model_output.detach(), descending=True)[self.rank])
 
     def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
         return model_output[..., self.index(model_output)]

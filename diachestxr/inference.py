@@ -163,8 +163,8 @@ class Predictor:
                      names: Sequence[str] | None = None) -> Iterator[Result]:
         """Results for `images` in order, computed `batch_size` images at a time.
 
-        explain: "default" (screening: the predicted class; diagnosis: the `top_k` labels
-        standing highest above their thresholds), "all", "none", or a list of labels.
+        explain: "default" (screening: the predicted class; diagnosis: the `top_k` most
+        probable labels), "all", "none", or a list of labels.
         method: the map method, one of diachestxr.explain.CAM_METHODS.
         An unreadable image raises ImageReadError naming it (by `names[i]` if given, else
         by its file name); with gate="refuse", an image that is not a frontal chest
@@ -179,7 +179,7 @@ class Predictor:
         covid19_threshold = model.config.get("covid19_threshold")
         # screening's default map is the called class's, known once the batch has run
         called_class = explain == "default" and not spec.multilabel
-        targets = [] if called_class else self._targets(spec, explain, thr, top_k)
+        targets = [] if called_class else self._targets(spec, explain, top_k)
         trunk, head = self._split[task]
         model.eval()
         with tqdm(total=len(images), desc=f"{task}", unit="img", disable=not progress) as bar:
@@ -256,8 +256,8 @@ class Predictor:
         """Multi-label NIH ChestX-ray14 probabilities for one radiograph.
 
         thresholds: None (the checkpoint's calibrated per-label ones), one float for all, or
-        a {label: threshold} mapping overriding some. explain: "top" (the `top_k` labels
-        that stand highest above their thresholds), "all", "none", or a list of labels.
+        a {label: threshold} mapping overriding some. explain: "top" (the `top_k` most
+        probable labels), "all", "none", or a list of labels.
         """
         return self.predict([image], "diagnosis", explain="default" if explain == "top" else explain,
                             thresholds=thresholds, top_k=top_k, alpha=alpha, method=method)[0]
@@ -269,15 +269,13 @@ class Predictor:
         return self.models[task].model
 
     @staticmethod
-    def _targets(spec: ModelSpec, explain: Explain, thr: dict[str, float] | None,
-                 top_k: int) -> list:
+    def _targets(spec: ModelSpec, explain: Explain, top_k: int) -> list:
         """Map targets shared by every image of a batch (screening's default is per image)."""
         labels = spec.labels
         if explain == "default":
-            # the top_k labels by margin over each label's own threshold, in probability space
-            thr_vec = torch.tensor([thr[l] for l in labels])
-            return [RankedOutputTarget(r, key=lambda out: torch.sigmoid(out.float()) - thr_vec.to(out.device))
-                    for r in range(min(top_k, len(labels)))]
+            # the top_k most probable labels: the ranking of the app's table and gallery, and
+            # of the CLI's --cam-dir (one ranking everywhere a person reads them)
+            return [RankedOutputTarget(r) for r in range(min(top_k, len(labels)))]
         if explain == "none":
             return []
         wanted = labels if explain == "all" else _check_labels(explain, labels)

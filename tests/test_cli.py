@@ -101,6 +101,27 @@ def test_odd_dicom_tags_and_file_names_reach_the_terminal_clean(random_weights_d
     assert "Traceback" not in proc.stderr and "pydicom" not in proc.stderr
 
 
+def test_missing_files_are_reported_before_any_model_loads(tmp_path):
+    """Nothing to read: the answer comes at once, without loading weights (none exist here)."""
+    import time
+
+    start = time.perf_counter()
+    proc = run_cli("predict", "--task", "diagnosis", "--weights", str(tmp_path / "no-weights"),
+                   str(tmp_path / "nope.png"), str(tmp_path / "nor-this.dcm"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "nope.png: error: no such file" in proc.stderr and "nor-this.dcm: error: no such file" in proc.stderr
+    assert "weights" not in proc.stderr  # the model was never asked for
+
+
+def test_cam_dir_maps_the_most_probable_label_as_the_app_does(random_weights_dir, examples_dir, tmp_path):
+    image = examples_dir / "00007471_000.jpg"
+    proc = run_cli("predict", "--task", "diagnosis", "--json", "--weights", str(random_weights_dir),
+                   "--cam-dir", str(tmp_path), str(image))
+    record = json.loads(proc.stdout)
+    top = max(record["probabilities"], key=record["probabilities"].get)
+    assert record["cam"]["label"] == top
+
+
 def test_folders_and_an_out_file(examples_dir, random_weights_dir, tmp_path):
     import csv
     import shutil

@@ -284,6 +284,23 @@ def test_an_upload_is_deleted_once_answered_and_a_failure_is_not_read_twice(
     assert service.failure("diagnosis", str(bad)) == views.INTERNAL_ERROR  # told once
 
 
+def test_leftovers_of_cut_off_uploads_are_swept_from_a_private_gradio_folder(tmp_path, monkeypatch):
+    from diachestxr.web import session
+
+    private = tmp_path / f"{session.GRADIO_PREFIX}{os.getpid()}-abc"
+    private.mkdir()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(private))
+    monkeypatch.setattr(session, "_last_partial_sweep", [0.0])
+    old, fresh, kept = private / "tmpold123", private / "tmpnew456", private / "0af3"
+    old.write_bytes(b"x" * 1000)  # a partial upload, cut off two minutes ago
+    fresh.write_bytes(b"")  # an upload in progress
+    kept.mkdir()
+    two_minutes_ago = time.time() - 120
+    os.utime(old, (two_minutes_ago, two_minutes_ago))
+    session.forget_upload(tmp_path / "elsewhere.png")
+    assert not old.exists() and fresh.exists() and kept.exists()
+
+
 # --------------------------------------------------------------- the package's shape
 def _run(code: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,

@@ -146,13 +146,28 @@ def _alive(pid: int) -> bool:
     return True
 
 
+PARTIAL_UPLOAD_AGE_S = 60  # Gradio's upload temp files older than this are leftovers
+_last_partial_sweep = [0.0]
+
+
 def forget_upload(path: str | os.PathLike) -> None:
     """Delete an upload once its answer is computed, if it is one (a file in Gradio's upload
-    folder; a sample image is not), with the folder Gradio made for it."""
+    folder; a sample image is not), with the folder Gradio made for it. At most once a
+    minute, also the leftovers of Gradio's upload route in a private folder: the empty temp
+    file each upload leaves, and the partial file of an upload cut off midway."""
     import gradio.utils
 
     path = Path(path)
     uploads = Path(gradio.utils.get_upload_folder()).resolve()
+    now = time.time()
+    if uploads.name.startswith(GRADIO_PREFIX) and now - _last_partial_sweep[0] > PARTIAL_UPLOAD_AGE_S:
+        _last_partial_sweep[0] = now
+        for leftover in uploads.glob("tmp*"):
+            try:
+                if leftover.is_file() and now - leftover.stat().st_mtime > PARTIAL_UPLOAD_AGE_S:
+                    leftover.unlink()
+            except OSError:
+                pass
     try:
         resolved = path.resolve()
         if uploads not in resolved.parents:
