@@ -219,6 +219,13 @@ def write_corpus(folder: Path, radiograph: np.ndarray) -> dict[str, Case]:
                         Case("not an image", "not a recognised image")),
         "text_chunk_bomb.png": (lambda: _png_with_text_bomb(xray), Case("PNG text bomb", "damaged or malformed")),
         "png_named.dcm": (lambda: png_bytes(xray), Case("PNG named .dcm", None)),
+        "montage.png": (lambda: png_bytes(np.hstack([_middle(xray), _middle(xray)[:, ::-1]])),
+                        Case("two radiographs side by side", "several images")),
+        "binarised.png": (lambda: png_bytes(np.where(xray > np.median(xray), 255, 0).astype(np.uint8)),
+                          Case("thresholded radiograph", "black and white")),
+        "rotated_25.png": (lambda: png_bytes(_rotated(xray, 25)), Case("radiograph tilted 25°", "rotated")),
+        "top_40_stretched.png": (lambda: png_bytes(cv2.resize(xray[: xray.shape[0] * 2 // 5], xray.shape[::-1])),
+                                 Case("top 40 % of a film, stretched", "part of a chest")),
         "blank_7000.png": (lambda: png_bytes(np.zeros((7000, 7000), np.uint8)),
                            Case("49 MP blank PNG", "blank", heavy=True)),
         "radiograph_6000.png": (lambda: png_bytes(cv2.resize(xray, (6000, 6000))),
@@ -267,6 +274,18 @@ def write_corpus(folder: Path, radiograph: np.ndarray) -> dict[str, Case]:
     _deflated_bomb(folder / "deflated_bomb.dcm")
     corpus["deflated_bomb.dcm"] = Case("deflated DICOM, 20 x 49 MP", "inflates to more than", heavy=True)
     return corpus
+
+
+def _middle(xray: np.ndarray) -> np.ndarray:
+    """The middle 90 % of the width: two side by side stay under the 2:1 strip rule."""
+    w = xray.shape[1]
+    return xray[:, w // 20: w - w // 20]
+
+
+def _rotated(xray: np.ndarray, degrees: float) -> np.ndarray:
+    h, w = xray.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(xray, m, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def _jpeg(arr: np.ndarray) -> bytes:

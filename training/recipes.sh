@@ -149,3 +149,22 @@ python -m training.bundle runs/dx18-ignore --data $S   # v0.5.0 (notes: see diag
 # 2 min an epoch) reached a validation selection score of 0.671, 0.682, 0.687, 0.685 in its
 # first 4 epochs, against 0.698, 0.702, 0.712, 0.706 at 192 px; stopped there.
 OMP_NUM_THREADS=2 $DX5 --input-size 160 --out runs/dx18-160
+
+# Screening on the data of 2026-11-30 (issue #19: 1,500 COVID-19 + 1,500 adult Normal
+# radiographs of the COVID-19 Radiography Database, `covid19_radiography`, train only).
+# First the recipe, by leave-one-hospital-out: the same 6 epochs from the bundled checkpoint
+# without covid19_radiography, with the border masking of before and with the "hospital"
+# augmentation (letterbox bands, films inside the frame, hard exposure, burnt-in labels:
+# diachestxr.transforms.FILM_ARTIFACTS), scored on the 3,000 radiographs of the source
+# neither saw (training/holdout.py); ~13 min each on one thread, side by side.
+SC="python -m training.train --task screening --data $S/screening/labels.csv --extra-adults $S/diagnosis/labels.csv --lr 2e-4 --warmup-epochs 0.3 --patience 8 --equalize --balance-sources"
+for aug in borders hospital; do
+  $SC --init diachestxr/weights/screening.safetensors --epochs 6 --samples-per-epoch 4000 \
+      --augment $aug --holdout covid19_radiography --out runs/scr19-loho-c19r-$aug &
+done; wait
+for aug in borders hospital; do
+  python -m training.holdout runs/scr19-loho-c19r-$aug --out runs/scr19-loho-c19r-$aug/holdout.json
+done
+# The bundled v0.4 checkpoint never saw covid19_radiography either:
+python -m training.holdout diachestxr/weights --sources covid19_radiography --name v0.4 \
+    --out runs/holdout-v04-c19r.json
