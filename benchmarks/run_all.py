@@ -34,6 +34,7 @@ BENCHMARKS = {  # name: arguments (the slow ones with fewer repetitions than the
     "weights_load": ["--runs", "3"],
     "app_latency": ["--calls", "10"],
     "memory": ["--sessions", "20"],
+    "result_storage": ["--stored", "50000", "--repeats", "5"],
 }
 
 
@@ -119,6 +120,11 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
     if mem.get("cli_worst_peak_mb") is not None:
         rows.append(("peak RSS, worst hostile file: CLI / one server request above baseline",
                      f"{mem['cli_worst_peak_mb']} MB / +{mem.get('server_worst_request_mb')} MB"))
+    store = get(results, "result_storage", "result") or {}
+    if store.get("ratio_full_over_empty") is not None:
+        ms = store["ms_per_result_file"]
+        rows.append((f"one result file with {store['stored']:,} stored results against none",
+                     f"{ms['full']} against {ms['empty']} ms ({store['ratio_full_over_empty']}x)"))
     return rows
 
 

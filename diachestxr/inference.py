@@ -305,6 +305,7 @@ class Predictor:
                 "training_data": config.get("training_data"),
                 "headline_metrics": headline_metrics(config.get("test_metrics")),
                 "test_metrics": config.get("test_metrics"),
+                "held_out_hospitals": held_out_aurocs(config.get("leave_one_hospital_out")),
                 "limitations": config.get("limitations")}
 
     def operating_point(self, task: str) -> dict:
@@ -373,6 +374,14 @@ def headline_metrics(metrics: dict | None) -> dict[str, float]:
         return {"broad-sample test images": broad["n"], "mean AUROC": headline_auroc(metrics),
                 "all test images": metrics["n"], "mean AUROC, all": metrics["mean_auroc"]}
     return {"test images": metrics["n"], "mean AUROC": headline_auroc(metrics)}
+
+
+def held_out_aurocs(reports: list[dict] | None) -> dict[str, float]:
+    """Screening: {held-out source: COVID-19 AUROC} of the runs of the checkpoint's recipe
+    that never saw that source (training/holdout.py reports, stored by training.bundle):
+    the figure that predicts a stranger's film."""
+    return {source: entry["against_unseen_adults"]["covid19_vs_non_covid19_auroc"]
+            for report in reports or [] for source, entry in report["by_source"].items()}
 
 
 def headline_auroc(metrics: dict | None) -> float | None:

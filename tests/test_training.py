@@ -560,3 +560,13 @@ def test_teacher_targets_blend_labels_and_fill_unknown_cells(random_weights_dir)
     assert soft[1, 5] == pytest.approx(expected[1, 5], abs=1e-5)  # unknown: the teachers' alone
     assert (soft >= 0).all() and (soft <= 1).all()
     assert (targets[1, 5] == UNKNOWN)  # the records given are not changed
+
+
+def test_robustness_to_film_artifacts_reports_every_artifact(random_weights_dir, data_dir):
+    from diachestxr.transforms import FILM_ARTIFACTS
+    from training.robustness import robustness
+
+    report = robustness("screening", random_weights_dir, data_dir, adults_only=True)
+    assert report["n"] > 100 and set(report["by_artifact"]) == {*FILM_ARTIFACTS, "all_four"}
+    for entry in report["by_artifact"].values():
+        assert 0 <= entry["called_class_changed"] <= 1 and entry["mean_abs_probability_change"] >= 0

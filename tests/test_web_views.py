@@ -99,6 +99,20 @@ def test_model_markdown_names_the_model_and_warns_when_weak_or_confounded():
     assert "**88%**" in confounded and "32%" in confounded
     hub = views.model_markdown("screening", _info(source="hub", location="me/models@v1"))
     assert "the Hugging Face Hub (`me/models@v1`)" in hub
+    held_out = views.model_markdown("screening", _info(
+        arch="alexnet", headline={"accuracy": 0.9}, held_out={"a": 0.84, "b": 0.97, "c": 0.9}))
+    assert "never saw (3 sources" in held_out and "**0.84-0.97**" in held_out
+    assert held_out.index("never saw") < held_out.index("On its test split")  # it leads
+
+
+def test_the_bundled_screening_card_and_header_lead_with_hospitals_it_never_saw():
+    from diachestxr.inference import Predictor
+
+    with Predictor(tasks=["screening"], gate="off") as predictor:
+        held_out = predictor.info("screening")["held_out_hospitals"]
+        card = predictor.model_card("screening")
+    assert len(held_out) >= 2 and all(0.5 < v <= 1 for v in held_out.values())
+    assert card.index("Hospitals it never saw") < card.index("Test split")
 
 
 def test_a_model_that_is_not_loaded_says_why():

@@ -132,7 +132,7 @@ class Service:
             self._infos[task] = views.ModelInfo(
                 arch=info["arch"], source=info["source"], location=info["location"],
                 headline=info["headline_metrics"], test_auroc=headline_auroc(metrics),
-                adult=metrics.get("adult"),
+                adult=metrics.get("adult"), held_out=info.get("held_out_hospitals") or {},
                 specificity=predictor.operating_point(task).get("specificity"))
         return self._infos[task]
 

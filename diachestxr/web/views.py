@@ -43,6 +43,7 @@ class ModelInfo:
     headline: Mapping[str, object] = field(default_factory=dict)  # the card's lead numbers
     test_auroc: float | None = None  # inference.headline_auroc of the test metrics
     adult: Mapping | None = None  # screening's adults-only test metrics, where measured
+    held_out: Mapping[str, float] = field(default_factory=dict)  # screening: source -> AUROC
     specificity: float | None = None  # diagnosis: the operating point's validation specificity
 
 
@@ -63,11 +64,22 @@ def model_markdown(task: str, info: ModelInfo | None, error: str | None = None) 
     where = "" if info.source == "bundled" else f" (`{info.location}`)"
     text = (f"Model: **{ARCH_NAMES.get(info.arch, info.arch)}** · weights from "
             f"{SOURCE_NAMES.get(info.source, info.source)}{where}")
+    text += _held_out_line(info.held_out)  # first: what predicts a stranger's film
     headline = " · ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
                           for k, v in info.headline.items() if v is not None)
     if headline:
         text += f"  \nOn its test split: {headline} (research data; see *About the model*)"
     return text + _adult_banner(info.adult) + _weak_banner(info.test_auroc)
+
+
+def _held_out_line(held_out: Mapping[str, float]) -> str:
+    if not held_out:
+        return ""
+    low, high = min(held_out.values()), max(held_out.values())
+    return (f"  \nOn hospitals its training never saw ({len(held_out)} sources, each left out "
+            f"in turn): COVID-19 told from other adults' radiographs with an AUROC of "
+            f"**{low:.2f}-{high:.2f}**, and the share of COVID-19 found at the operating point "
+            f"is lower than on the test split (see *About the model*).")
 
 
 def _adult_banner(adult: Mapping | None) -> str:
