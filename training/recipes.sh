@@ -157,22 +157,24 @@ OMP_NUM_THREADS=2 $DX5 --input-size 160 --out runs/dx18-160
 # augmentation (letterbox bands, films inside the frame, hard exposure, burnt-in labels:
 # diachestxr.transforms.FILM_ARTIFACTS), scored on the 3,000 radiographs of the source
 # neither saw (training/holdout.py); ~13 min each on one thread, side by side.
+mkdir -p runs/v04 && for f in screening.safetensors screening.json; do  # the v0.4 checkpoint
+  git show 3a59859:diachestxr/weights/$f > runs/v04/$f; done
 SC="python -m training.train --task screening --data $S/screening/labels.csv --extra-adults $S/diagnosis/labels.csv --lr 2e-4 --warmup-epochs 0.3 --patience 8 --equalize --balance-sources"
 for aug in borders hospital; do
-  $SC --init diachestxr/weights/screening.safetensors --epochs 6 --samples-per-epoch 4000 \
+  $SC --init runs/v04/screening.safetensors --epochs 6 --samples-per-epoch 4000 \
       --augment $aug --holdout covid19_radiography --out runs/scr19-loho-c19r-$aug &
 done; wait
 for aug in borders hospital; do
   python -m training.holdout runs/scr19-loho-c19r-$aug --out runs/scr19-loho-c19r-$aug/holdout.json
 done
 # The bundled v0.4 checkpoint never saw covid19_radiography either:
-python -m training.holdout diachestxr/weights --sources covid19_radiography --name v0.4 \
+python -m training.holdout runs/v04 --sources covid19_radiography --name v0.4 \
     --out runs/holdout-v04-c19r.json
 # The final run: the same recipe with every source, 8 epochs (40 min on one thread beside the
 # gate's training); and the leave-out run for the other adult COVID-19 sources: from scratch
 # (the bundled checkpoint has seen them), without mhh_covid, ieee8023_covid, figure1_covid and
 # actualmed_covid at once (a stricter test than one at a time; 2 threads, ~15 min).
-$SC --init diachestxr/weights/screening.safetensors --epochs 8 --samples-per-epoch 6000 \
+$SC --init runs/v04/screening.safetensors --epochs 8 --samples-per-epoch 6000 \
     --augment hospital --out runs/scr19-hospital
 OMP_NUM_THREADS=2 $SC --init scratch --epochs 12 --samples-per-epoch 4000 --lr 3e-4 \
     --warmup-epochs 1 --patience 12 --augment hospital \
@@ -188,6 +190,10 @@ python -m training.bundle runs/scr19-hospital --data $S --force \
 # side on one thread each; held-out covid19_radiography AUROC 0.851 against 0.873).
 $SC --augment hospital --crop --init diachestxr/weights/screening.safetensors --epochs 5 \
     --samples-per-epoch 6000 --out runs/scr19-crop &
-$SC --augment hospital --crop --init runs/screening-v04.safetensors --epochs 6 \
+$SC --augment hospital --crop --init runs/v04/screening.safetensors --epochs 6 \
     --samples-per-epoch 4000 --holdout covid19_radiography --out runs/scr19-loho-c19r-crop &
 wait
+# The radiograph gate of v0.6 (issues #19, #20): film artifacts among the positives; montages,
+# thresholded copies, 20-35 degree tilts and stretched top/bottom crops among the negatives;
+# 5,000 steps (26 min on one thread). The report is in diachestxr/weights/gate.json.
+python -m training.train_gate --data $S --steps 5000 --out runs/gate19b --bundle
