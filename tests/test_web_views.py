@@ -296,6 +296,14 @@ def test_an_upload_is_deleted_once_answered_and_a_failure_is_not_read_twice(
     assert not bad.exists()
     assert "not a recognised image" in service.failure("diagnosis", str(bad))
     assert service.failure("diagnosis", str(bad)) == views.INTERNAL_ERROR  # told once
+    # Gradio's cached copy of a sample image serves every visitor: it stays
+    shared = tmp_path / "uploads" / "9e1c" / "sample.jpg"
+    shared.parent.mkdir()
+    shared.write_bytes(sample.read_bytes())
+    service.shared_files = frozenset({str(shared)})
+    service.diagnose(str(shared))
+    service.diagnose(str(shared))
+    assert shared.exists()
 
 
 def test_leftovers_of_cut_off_uploads_are_swept_from_a_private_gradio_folder(tmp_path, monkeypatch):

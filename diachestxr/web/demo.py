@@ -48,6 +48,9 @@ def build_demo(predictors: Mapping[str, Predictor] | None = None,
                 task_tab(task, service, examples)
         gr.Markdown(f"DiaChestXR {__version__} · {views.DISCLAIMER} · Use the API: `/screen` and "
                     "`/diagnose` (link at the bottom of the page).", elem_classes=["small"])
+    # Gradio's cached copies of the sample images serve every visitor: never deleted after use
+    service.shared_files = frozenset(str(p) for block in demo.blocks.values()
+                                     for p in getattr(block, "keep_in_cache", ()))
     demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     # Gradio serves files only from the folders it is told of: the sample images' folders
     # (launch() passes them on; Gradio keeps the list on the Blocks under this name)

@@ -87,14 +87,16 @@ def upload_id(name: str) -> str:
 
 
 @contextmanager
-def consumed(image: Any) -> Iterator[str]:
+def consumed(image: Any, keep: frozenset[str] = frozenset()) -> Iterator[str]:
     """The upload's path for one analysis; afterwards the upload is deleted (the session
-    keeps the PNG of the radiograph the redraws need, nothing of the original file)."""
+    keeps the PNG of the radiograph the redraws need, nothing of the original file) unless
+    it is in `keep` (Gradio's cached copies of the sample images, used by every visitor)."""
     path = _path(image)
     try:
         yield path
     finally:
-        session.forget_upload(path)
+        if path not in keep:
+            session.forget_upload(path)
 
 
 def _path(image: Any) -> str:
@@ -114,6 +116,7 @@ class Service:
         self.files = files or ResultFiles()
         self._infos: dict[str, views.ModelInfo | None] = {}
         self._failures: dict[str, str] = {}  # upload path -> why its analysis failed
+        self.shared_files: frozenset[str] = frozenset()  # never deleted (see `consumed`)
 
     # ------------------------------------------------------------------- the models
     def predictor(self, task: str) -> Predictor:
@@ -163,7 +166,7 @@ class Service:
         input's aspect, at most 1024 px); result_file = the result as a JSON file.
         """
         predictor = self.predictor("screening")
-        with consumed(image) as path:
+        with consumed(image, self.shared_files) as path:
             return self._screen(predictor, path, upload_id(Path(path).name), opacity, method)
 
     def _screen(self, predictor: Predictor, path: str, file_id: str, opacity: float, method: str
@@ -195,7 +198,7 @@ class Service:
         """
         predictor = self.predictor("diagnosis")
         thresholds = self.thresholds(calibrated_thresholds, threshold)
-        with consumed(image) as path:
+        with consumed(image, self.shared_files) as path:
             return self._diagnose(predictor, path, upload_id(Path(path).name), thresholds,
                                   opacity, method)
 
