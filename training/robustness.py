@@ -28,12 +28,15 @@ from diachestxr.transforms import FILM_ARTIFACTS
 from .data import nih_rows_as_screening, read_labels_csv
 
 
-def robustness(task: str, weights_dir: Path | None, data: Path, adults_only: bool, seed: int = 0) -> dict:
+def robustness(task: str, weights_dir: Path | None, data: Path, adults_only: bool, seed: int = 0,
+               limit: int = 0) -> dict:
+    """The report above; `limit`: only the first N radiographs (smoke tests)."""
     records = read_labels_csv(data / task / "labels.csv", task, "test")
     if task == "screening":
         records += nih_rows_as_screening(data / "diagnosis" / "labels.csv", "test")
     if adults_only:
         records = [r for r in records if r.group == "adult"]
+    records = records[:limit] if limit else records
     grays = [read_xray(r.path) for r in records]
     rng = np.random.default_rng(seed)
     variants = {name: [artifact(rng, g) for g in grays] for name, (artifact, _) in FILM_ARTIFACTS.items()}
