@@ -117,8 +117,9 @@ def _read_raster(data: bytes, name: str) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageReadError(f"{name}: the image is larger than the limit of "
                              f"{MAX_PIXELS // 1_000_000} megapixels") from None
-    except (OSError, SyntaxError, ValueError) as e:  # e.g. a text chunk that inflates too far
-        raise ImageReadError(f"{name}: the image file is damaged or malformed ({e})") from None
+    except (OSError, SyntaxError, ValueError):  # e.g. a text chunk that inflates too far
+        raise ImageReadError(f"{name}: the image file is damaged or malformed (its header or a "
+                             f"metadata chunk cannot be read); expected {ACCEPTED}") from None
     if img.format not in ("PNG", "JPEG", "MPO"):
         raise ImageReadError(f"{name}: {img.format} images are not supported; expected {ACCEPTED}")
     _check_size(*img.size, name)
@@ -130,8 +131,9 @@ def _read_raster(data: bytes, name: str) -> np.ndarray:
     try:
         img.load()
         img = ImageOps.exif_transpose(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageReadError(f"{name}: the {img.format} file is damaged or truncated ({e})") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise ImageReadError(f"{name}: the {img.format} file is damaged or truncated (its image "
+                             "data ends early or cannot be decoded)") from None
     return _pil_to_gray(img, name)
 
 
@@ -433,8 +435,9 @@ def _check_inflated_size(data: bytes, name: str) -> None:
     while tail and total <= MAX_DECODED_BYTES:  # count in 16 MB steps, keep nothing
         try:
             total += len(inflater.decompress(tail, 16 * 2**20))
-        except zlib.error as e:
-            raise ImageReadError(f"{name}: the deflated DICOM data is damaged ({e})") from None
+        except zlib.error:
+            raise ImageReadError(f"{name}: the deflated DICOM data is damaged (it cannot be "
+                                 "inflated)") from None
         tail = inflater.unconsumed_tail
     if total > MAX_DECODED_BYTES:
         raise ImageReadError(f"{name}: the deflated DICOM inflates to more than "
