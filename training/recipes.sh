@@ -170,7 +170,7 @@ done
 # The bundled v0.4 checkpoint never saw covid19_radiography either:
 python -m training.holdout runs/v04 --sources covid19_radiography --name v0.4 \
     --out runs/holdout-v04-c19r.json
-# The final run: the same recipe with every source, 8 epochs (40 min on one thread beside the
+# The final run: the same recipe with every source, 8 epochs (31 min on one thread beside the
 # gate's training); and the leave-out run for the other adult COVID-19 sources: from scratch
 # (the bundled checkpoint has seen them), without mhh_covid, ieee8023_covid, figure1_covid and
 # actualmed_covid at once (a stricter test than one at a time; 2 threads, ~15 min).
