@@ -8,7 +8,9 @@
 - server: `python app.py` on a free port; for each case sent to /screen and /diagnose, the
   server's peak RSS during the request above its RSS just before (Linux: /proc/PID/clear_refs
   resets the peak); goal <= +300 MB. Then the session load test: N sessions (a new client
-  each) call /diagnose with a real radiograph; RSS after 20 and after 200 (goal: within 300 MB).
+  each) call /diagnose with a real radiograph; RSS after 20 and after 200 (goal: within 300 MB);
+  then --rounds rounds of 8 clients at once, a quarter of their files hostile: RSS after each
+  round (goal: round 5 within 150 MB of round 1).
 """
 
 from __future__ import annotations
@@ -56,7 +58,41 @@ def cli_peaks(files: dict, folder: Path, task: str) -> dict:
     return out
 
 
-def server_report(files: dict, folder: Path, sessions: list[int]) -> dict:
+def mixed_load(url: str, pid: int, files: dict, folder: Path, rounds: int, clients: int = 8,
+               per_client: int = 6) -> dict:
+    """`rounds` rounds of `clients` clients at once, each sending `per_client` requests to
+    /screen and /diagnose in turn, a quarter of them hostile files (every refusal case and the
+    36-49 MP images);
+    the server's RSS after each round (goal, issue #20: round 5 within 150 MB of round 1)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+
+    hostile = [folder / n for n, c in files.items() if c.refusal or c.heavy]  # large ones too
+
+    def client_run(k: int) -> int:
+        client, failed = Client(url, verbose=False), 0
+        for i in range(per_client):
+            image = hostile[(k + i) % len(hostile)] if (k + i) % 4 == 0 else RADIOGRAPH
+            try:
+                client.predict(handle_file(str(image)), api_name="/screen" if i % 2 else "/diagnose")
+            except Exception:  # noqa: BLE001 -- the refusals are expected
+                failed += 1
+        return failed
+
+    rss = []
+    for r in range(rounds):
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(client_run, range(r * clients, (r + 1) * clients)))
+        time.sleep(2)
+        rss.append(round(_status_kb(pid, "VmRSS") / 1024))
+        print(f"server after mixed-load round {r + 1}: {rss[-1]} MB", file=sys.stderr)
+    return {"clients": clients, "requests_per_round": clients * per_client, "rss_mb_after_round": rss,
+            "growth_after_round_1_mb": rss[-1] - rss[0] if rss else None}
+
+
+def server_report(files: dict, folder: Path, sessions: list[int], rounds: int = 5,
+                  per_request_wanted: bool = True) -> dict:
     from gradio_client import Client, handle_file
 
     from benchmarks.app_latency import start_app
@@ -68,7 +104,7 @@ def server_report(files: dict, folder: Path, sessions: list[int]) -> dict:
         client = Client(url, verbose=False)
         client.predict(handle_file(str(RADIOGRAPH)), api_name="/diagnose")  # warm
         per_request = {}
-        for name, case in files.items():
+        for name, case in (files.items() if per_request_wanted else ()):
             for endpoint in ("/screen", "/diagnose"):
                 before = _status_kb(pid, "VmRSS")
                 Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak (VmHWM)
@@ -91,7 +127,8 @@ def server_report(files: dict, folder: Path, sessions: list[int]) -> dict:
             time.sleep(2)
             load[f"rss_mb_after_{target}_sessions"] = round(_status_kb(pid, "VmRSS") / 1024)
             print(f"server after {target} sessions: {load}", file=sys.stderr)
-        return {"per_request": per_request, "sessions": load}
+        mixed = mixed_load(url, pid, files, folder, rounds) if rounds else {}
+        return {"per_request": per_request, "sessions": load, "mixed_load": mixed}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -103,6 +140,8 @@ def main() -> None:
     ap.add_argument("--sessions", default="20,200", help="comma-separated session counts")
     ap.add_argument("--skip-server", action="store_true")
     ap.add_argument("--skip-cli", action="store_true")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of 8-client mixed load (0: none)")
+    ap.add_argument("--skip-per-request", action="store_true", help="no per-file server peaks")
     args = ap.parse_args()
 
     from diachestxr.io import read_xray
@@ -115,9 +154,10 @@ def main() -> None:
         report["cli"] = cli_peaks(files, folder, args.task)
         report["cli_worst_peak_mb"] = max(v["peak_rss_mb"] for v in report["cli"].values())
     if not args.skip_server:
-        report["server"] = server_report(files, folder, [int(n) for n in args.sessions.split(",")])
-        report["server_worst_request_mb"] = max(v["peak_above_before_mb"]
-                                               for v in report["server"]["per_request"].values())
+        report["server"] = server_report(files, folder, [int(n) for n in args.sessions.split(",") if n],
+                                         args.rounds, not args.skip_per_request)
+        report["server_worst_request_mb"] = max((v["peak_above_before_mb"]
+                                                for v in report["server"]["per_request"].values()), default=None)
     print(json.dumps(report, indent=2))
 
 

@@ -97,6 +97,7 @@ def consumed(image: Any, keep: frozenset[str] = frozenset()) -> Iterator[str]:
     finally:
         if path not in keep:
             session.forget_upload(path)
+        session.release_memory()
 
 
 def _path(image: Any) -> str:

@@ -179,6 +179,25 @@ def forget_upload(path: str | os.PathLike) -> None:
         pass
 
 
+def release_memory() -> None:
+    """Give freed heap memory back to the system after a request (glibc keeps it otherwise:
+    a 49 MP upload's buffers, freed, would stay in the server's footprint). No-op elsewhere."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
+
+
 def new_state(prediction: Any, result: dict, files: ResultFiles) -> SessionState:
     """What a session keeps of a prediction (a Screening/DiagnosisResult with maps)."""
     cams = {label: cv2.resize(np.rint(np.clip(e.cam, 0.0, 1.0) * 255).astype(np.uint8),
