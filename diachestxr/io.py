@@ -299,18 +299,15 @@ def _transfer_syntax(ds, name: str):
                                  "pixel data is encoded; export it again with the standard header")
         syntax = (ImplicitVRLittleEndian if implicit else
                   ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
-        ds.file_meta = meta if meta is not None else _file_meta()
+        if meta is None:
+            from pydicom.dataset import FileMetaDataset
+            ds.file_meta = FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = syntax
     syntax = UID(str(syntax))
     if not syntax.is_transfer_syntax:
         raise ImageReadError(f"{name}: the DICOM transfer syntax {printable(str(syntax))} is not a "
                              "known one; export the image as uncompressed DICOM, PNG or JPEG")
     return syntax
-
-
-def _file_meta():
-    from pydicom.dataset import FileMetaDataset
-    return FileMetaDataset()
 
 
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"

@@ -244,12 +244,12 @@ FILM_ARTIFACTS = {"letterbox": (letterbox, 0.5), "in_frame": (in_frame, 0.3),
                   "hard_exposure": (hard_exposure, 0.5), "burnt_labels": (burnt_labels, 0.6)}
 
 
-def film_artifacts(rng: np.random.Generator, gray: np.ndarray) -> np.ndarray:
+def film_artifacts(rng: np.random.Generator, gray: np.ndarray, every: bool = False) -> np.ndarray:
     """A (H, W) uint8 radiograph as a hospital outside the training data may send it (same
-    size out): each of FILM_ARTIFACTS at random. The screening model trains on these (the
+    size out): each of FILM_ARTIFACTS at random (every=True: all of them, as reports test). The screening model trains on these (the
     "hospital" augmentation) so that they do not tell one class from another, and the
     radiograph gate learns them as radiographs, not documents or photos (training/gate_data.py)."""
     for artifact, p in FILM_ARTIFACTS.values():
-        if rng.random() < p:
+        if every or rng.random() < p:
             gray = artifact(rng, gray)
     return gray

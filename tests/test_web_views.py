@@ -210,7 +210,7 @@ def test_result_files_make_their_folder_on_first_use_and_drop_old_ones(tmp_path,
 
 
 def test_results_of_dead_servers_are_swept_and_live_ones_kept(tmp_path):
-    from diachestxr.web.session import sweep_stale_results
+    from diachestxr.web.session import sweep_stale_folders
 
     dead, alive, foreign = (tmp_path / f"diachestxr-results-{n}" for n in
                             ("999999999-x", f"{os.getpid()}-y", "old-style"))
@@ -218,7 +218,7 @@ def test_results_of_dead_servers_are_swept_and_live_ones_kept(tmp_path):
         (folder / "sub").mkdir(parents=True)
     other = tmp_path / "someone-else"
     other.mkdir()
-    sweep_stale_results(tmp_path)
+    sweep_stale_folders(tmp_path)
     assert alive.exists() and other.exists() and not dead.exists() and not foreign.exists()
 
 

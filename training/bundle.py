@@ -30,7 +30,7 @@ from diachestxr.inference import Predictor
 from diachestxr.metrics import operating_points, specificity_threshold
 from diachestxr.weights import BUNDLED_DIR, load_checkpoint
 
-from .data import Record, hospital, nih_rows_as_screening, read_labels_csv
+from .data import Record, from_sources, nih_rows_as_screening, read_labels_csv
 from .push_to_hub import find_checkpoints
 from .train import OPERATING_POINT, selection_score, validation_score
 
@@ -71,7 +71,7 @@ def validation_adults(data: Path, left_out: frozenset[str] = frozenset()) -> lis
     records = [r for r in read_labels_csv(data / "screening" / "labels.csv", "screening", "val")
                if r.group == "adult"]
     records += nih_rows_as_screening(data / "diagnosis" / "labels.csv", "val")
-    return [r for r in records if hospital(r) not in left_out and r.meta.get("source") not in left_out]
+    return [r for r in records if not from_sources(r, left_out)]
 
 
 def covid19_threshold(predictor: Predictor, records: list[Record]) -> float:

@@ -141,6 +141,12 @@ def stratified_weights(records: list[Record], n_classes: int,
     return weights
 
 
+def from_sources(record: Record, sources) -> bool:
+    """Whether a record comes from one of `sources`: a labels.csv `source`, or a hospital
+    (`hospital`: "nih" for every NIH subset). The rule --holdout and its reports share."""
+    return hospital(record) in sources or record.meta.get("source") in sources
+
+
 def hospital(record: Record) -> str:
     """The source hospital of a record: NIH's two subsets are one hospital."""
     source = str(record.meta.get("source", ""))

@@ -28,14 +28,10 @@ from diachestxr.inference import Predictor
 from diachestxr.metrics import adult_screening_metrics
 
 from .bundle import covid19_threshold, validation_adults
-from .data import Record, hospital, nih_rows_as_screening, read_labels_csv
+from .data import from_sources, nih_rows_as_screening, read_labels_csv
 from .push_to_hub import find_checkpoints
 
 MIN_WITHIN = 10  # a source needs this many COVID-19 and non-COVID radiographs of its own
-
-
-def _is_from(record: Record, sources: set[str]) -> bool:
-    return hospital(record) in sources or record.meta.get("source") in sources
 
 
 def holdout_report(weights_dir: Path, sources: list[str], data: Path) -> dict:
@@ -44,7 +40,7 @@ def holdout_report(weights_dir: Path, sources: list[str], data: Path) -> dict:
              + nih_rows_as_screening(data / "diagnosis" / "labels.csv"))
     left_out = set(sources)
     unseen_adults = [r for r in every if r.group == "adult" and r.meta.get("split") == "test"
-                     and not _is_from(r, left_out)]
+                     and not from_sources(r, left_out)]
     report = {"weights": str(weights_dir), "held_out": sources, "by_source": {}}
     with Predictor(tasks=["screening"], weights_dir=weights_dir, gate="off") as predictor:
         classes = list(predictor.models["screening"].spec.labels)
@@ -53,7 +49,7 @@ def holdout_report(weights_dir: Path, sources: list[str], data: Path) -> dict:
         report["covid19_threshold"] = threshold
         unseen_negatives = [r for r in unseen_adults if int(r.target) != covid]
         for source in sources:
-            own = [r for r in every if _is_from(r, {source})]
+            own = [r for r in every if from_sources(r, {source})]
             if not own:
                 raise SystemExit(f"--sources: no radiograph has source {source!r}")
             rows = own + unseen_negatives

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from functools import reduce
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ import numpy as np
 from diachestxr.inference import Predictor
 from diachestxr.io import read_xray
 from diachestxr.metrics import screening_predictions
-from diachestxr.transforms import FILM_ARTIFACTS
+from diachestxr.transforms import FILM_ARTIFACTS, film_artifacts
 
 from .data import nih_rows_as_screening, read_labels_csv
 
@@ -40,7 +39,7 @@ def robustness(task: str, weights_dir: Path | None, data: Path, adults_only: boo
     grays = [read_xray(r.path) for r in records]
     rng = np.random.default_rng(seed)
     variants = {name: [artifact(rng, g) for g in grays] for name, (artifact, _) in FILM_ARTIFACTS.items()}
-    variants["all_four"] = [reduce(lambda x, a: a[0](rng, x), FILM_ARTIFACTS.values(), g) for g in grays]
+    variants["all_four"] = [film_artifacts(rng, g, every=True) for g in grays]
     with Predictor(tasks=[task], weights_dir=weights_dir, gate="off") as predictor:
         loaded = predictor.models[task]
         threshold = loaded.config.get("covid19_threshold")

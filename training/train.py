@@ -43,7 +43,7 @@ from diachestxr.registry import CAM_LAYERS, ModelSpec, get_spec
 from diachestxr.transforms import TRAIN_CACHE_SCALE, resize_gray, train_transform
 from diachestxr.weights import save_checkpoint
 
-from .data import (Record, XRayDataset, hospital, load_images, nih_rows_as_screening,
+from .data import (Record, XRayDataset, from_sources, load_images, nih_rows_as_screening,
                    read_labels_csv, read_nih_table, stratified_weights)
 
 log = logging.getLogger("training")
@@ -131,8 +131,7 @@ def load_splits(cfg: TrainConfig) -> tuple[list[Record], list[Record]]:
         val += nih_rows_as_screening(cfg.extra_adults, "val")
     if cfg.holdout:
         left_out = set(cfg.holdout.split(","))
-        train, val = ([r for r in rows if hospital(r) not in left_out and r.meta.get("source") not in left_out]
-                      for rows in (train, val))
+        train, val = ([r for r in rows if not from_sources(r, left_out)] for rows in (train, val))
     if cfg.task == "diagnosis":
         if cfg.unknown not in ("ignore", "ones"):
             raise SystemExit(f"--unknown {cfg.unknown}: choose ignore or ones")

@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from functools import partial, reduce
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from diachestxr.gate import GATE_DIR, GATE_NAME, INPUT_SIZE, KINDS, GateNet, RadiographGate, gate_tensor
 from diachestxr.io import read_xray, shrink
-from diachestxr.transforms import FILM_ARTIFACTS
+from diachestxr.transforms import FILM_ARTIFACTS, film_artifacts
 from training.gate_data import GateExamples
 
 log = logging.getLogger("train_gate")
@@ -81,7 +81,7 @@ def refusals_under_film_artifacts(gate: RadiographGate, grays: list[np.ndarray],
     to every one of them, then with all of them at once."""
     rng = np.random.default_rng(seed)
     variants = {"as_read": lambda g: g, **{k: partial(f, rng) for k, (f, _) in FILM_ARTIFACTS.items()},
-                "all_four": lambda g: reduce(lambda x, f: f[0](rng, x), FILM_ARTIFACTS.values(), g)}
+                "all_four": lambda g: film_artifacts(rng, g, every=True)}
     out = {}
     for name, vary in variants.items():
         refused = [v for i in range(0, len(grays), 64)

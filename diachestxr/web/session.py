@@ -8,7 +8,8 @@ redraw alike, is drawn from these maps.
 
 Result files (overlays, the radiograph, JSON) go to a temporary folder made on first use
 (its name holds the server's process id), one sub-folder per file so a download keeps its
-name (in 256 buckets, so no directory holds more than a few hundred entries). What a patient's radiograph leaves behind is bounded:
+name (in 256 buckets, so no directory holds more than a few hundred entries). What a
+patient's radiograph leaves behind is bounded:
 - folders older than RESULT_TTL_S are removed as new ones are made, oldest first, from an
   in-memory list (constant cost per request, however many results a busy server made);
 - the whole folder is removed when the server exits (Ctrl-C, SIGTERM: see `web.launch`);
@@ -67,7 +68,7 @@ class ResultFiles:
     def root(self) -> Path:
         with self._lock:  # requests run in threads: one folder, made once
             if self._root is None:
-                sweep_stale_results(Path(tempfile.gettempdir()))
+                sweep_stale_folders(Path(tempfile.gettempdir()))
                 self._root = Path(tempfile.mkdtemp(prefix=f"{RESULTS_PREFIX}{os.getpid()}-"))
                 atexit.register(self.remove)
             self._root.mkdir(parents=True, exist_ok=True)
@@ -121,13 +122,13 @@ def use_private_gradio_folder() -> None:
     killed. Gradio reads the variable when it is imported: call this first."""
     if os.environ.get("GRADIO_TEMP_DIR") or "gradio" in sys.modules:
         return
-    sweep_stale_results(Path(tempfile.gettempdir()), GRADIO_PREFIX)
+    sweep_stale_folders(Path(tempfile.gettempdir()), GRADIO_PREFIX)
     folder = tempfile.mkdtemp(prefix=f"{GRADIO_PREFIX}{os.getpid()}-")
     os.environ["GRADIO_TEMP_DIR"] = folder
     atexit.register(shutil.rmtree, folder, True)
 
 
-def sweep_stale_results(tmp: Path, prefix: str = RESULTS_PREFIX) -> None:
+def sweep_stale_folders(tmp: Path, prefix: str = RESULTS_PREFIX) -> None:
     """Remove the folders of servers that are no longer running (killed before they could
     clean up), named <prefix><pid>-...; folders of live servers stay."""
     for folder in tmp.glob(f"{prefix}*"):
