@@ -198,6 +198,150 @@ def _held_out_lines(reports: list[dict] | None) -> list[str]:
     return lines + [""]
 
 
+def headline_metrics(metrics: dict | None) -> dict[str, float]:
+    """The few numbers a model card leads with, from a `diachestxr evaluate` metrics dict."""
+    if not metrics:
+        return {}
+    if "per_class" in metrics:
+        return {"test images": metrics["n"], "accuracy": metrics["accuracy"],
+                "macro AUROC": metrics["macro_auroc"],
+                **{f"{c} sensitivity": m["sensitivity"] for c, m in metrics["per_class"].items()}}
+    # Diagnosis leads with the broad-sample rows: they hold all 14 labels as NIH labels them,
+    # where the No Finding / Pneumonia rows are easy (see labels.DIAGNOSIS_SOURCE_GROUPS).
+    if broad := (metrics.get("by_source_group") or {}).get("broad"):
+        return {"broad-sample test images": broad["n"], "mean AUROC": headline_auroc(metrics),
+                "all test images": metrics["n"], "mean AUROC, all": metrics["mean_auroc"]}
+    return {"test images": metrics["n"], "mean AUROC": headline_auroc(metrics)}
+
+
+def held_out_aurocs(reports: list[dict] | None) -> dict[str, float]:
+    """Screening: {held-out source: COVID-19 AUROC} of the runs of the checkpoint's recipe
+    that never saw that source (training/holdout.py reports, stored by training.bundle):
+    the figure that predicts a stranger's film."""
+    return {source: entry["against_unseen_adults"]["covid19_vs_non_covid19_auroc"]
+            for report in reports or [] for source, entry in report["by_source"].items()}
+
+
+def headline_auroc(metrics: dict | None) -> float | None:
+    """The one AUROC a checkpoint's test split is judged by, from the structured metrics:
+    screening's macro AUROC; diagnosis's mean AUROC on the broad-sample rows where reported
+    (the rows that hold all 14 labels as NIH labels them), else on all rows."""
+    if not metrics:
+        return None
+    if "per_class" in metrics:
+        return metrics.get("macro_auroc")
+    broad = (metrics.get("by_source_group") or {}).get("broad")
+    return (broad or metrics).get("mean_auroc")
+
+
+def stranger_auroc(config: dict) -> float | None:
+    """The one AUROC that predicts how the checkpoint reads a stranger's film (what the
+    app's weak-model notice triggers on): screening, the worst hospital its recipe never saw
+    (else adults only, else the test split); diagnosis, the broad-sample rows."""
+    metrics = config.get("test_metrics") or {}
+    if held := held_out_aurocs(config.get("leave_one_hospital_out")):
+        return min(held.values())
+    if adult := metrics.get("adult"):
+        return adult.get("covid19_vs_non_covid19_auroc")
+    return headline_auroc(metrics)
+
+
+def outlook(config: dict) -> list[str]:
+    """How far to trust an answer of this checkpoint, in words a visitor reads: first the
+    figure that predicts a stranger's film (screening: hospitals its recipe never saw, then
+    adults only; diagnosis: the broad-sample NIH rows), the pooled test figure last. The one
+    rule for the app's header and result notes, the report and the CLI's `info`."""
+    metrics = config.get("test_metrics") or {}
+    lines = []
+    if "per_class" in metrics or config.get("leave_one_hospital_out"):
+        held = [entry["against_unseen_adults"] for report in config.get("leave_one_hospital_out") or []
+                for entry in report["by_source"].values()]
+        if held:
+            aurocs = [m["covid19_vs_non_covid19_auroc"] for m in held]
+            found = [m["covid19_sensitivity"] for m in held]
+            lines.append(
+                f"Trained without one of {len(held)} hospitals, its recipe ranked that hospital's "
+                f"COVID-19 radiographs above other adults' with an AUROC of "
+                f"{min(aurocs):.2f}-{max(aurocs):.2f}, and its answer named "
+                f"{min(found):.0%}-{max(found):.0%} of their COVID-19 cases.")
+        if adult := metrics.get("adult"):
+            lines.append(
+                f"On adults of its own test hospitals: COVID-19 AUROC "
+                f"{adult['covid19_vs_non_covid19_auroc']:.2f}; "
+                f"{adult['normal']['called_normal']:.0%} of normal adult films called Normal "
+                f"and {adult['pneumonia']['called_normal']:.0%} of adult pneumonias missed as "
+                "Normal (nearly every training Normal and Pneumonia film is a child's).")
+        if "accuracy" in metrics:
+            lines.append(f"Its pooled test split (mostly children, training hospitals): accuracy "
+                         f"{metrics['accuracy']:.2f}, macro AUROC {metrics['macro_auroc']:.2f}, a "
+                         "flattering figure.")
+        return lines
+    groups = metrics.get("by_source_group") or {}
+    if broad := groups.get("broad"):
+        low = groups.get("broad_64px")
+        lines.append(
+            f"On NIH patients it never saw, with any of the 14 findings, it ranks a film with "
+            f"a finding above one without it with a mean AUROC of {broad['mean_auroc']:.2f} "
+            f"({broad['n']} full-resolution films"
+            + (f"; {low['mean_auroc']:.2f} on {low['n']} films at 64 px" if low else "")
+            + "), where 0.5 is chance: read its findings as weak hints.")
+    if metrics.get("mean_auroc") is not None:
+        lines.append(f"Its pooled test split ({metrics['n']} films, mostly the easy No Finding "
+                     f"vs Pneumonia rows): mean AUROC {metrics['mean_auroc']:.2f}.")
+    return lines
+
+
+def _calibration_lines(config: dict) -> list[str]:
+    """The "Calibration" section (training.calibrate's record in the config): T, the
+    expected calibration error before and after, and the validation bins as a table (the
+    card is shown as Markdown in the app, where an image would not render)."""
+    cal = config.get("calibration")
+    if not cal or config.get("temperature") is None:
+        return []
+    multilabel = bool(config.get("multilabel"))
+    t = config["temperature"]
+    val = cal.get("val") or {}
+    lines = ["## Calibration", "",
+             f"Probabilities are temperature-scaled: {'sigmoid' if multilabel else 'softmax'}"
+             f"(logits / T) with **T = {t:.3f}**, the T that minimises the negative "
+             f"log-likelihood on the validation split ({val.get('n_images')} images"
+             + (", known label cells only" if multilabel else "") + "). A positive T keeps "
+             + ("each label's ranking (so every AUROC)" if multilabel else "the arg-max")
+             + " and changes how much a probability claims: T > 1 softens an overconfident "
+               "model, T < 1 sharpens an underconfident one.", ""]
+    if multilabel and config.get("thresholds"):
+        lines += ["The per-label thresholds moved with T (logit(t') = logit(t) / T), so the "
+                  "same radiographs are called as before.", ""]
+    elif config.get("covid19_threshold") is not None:
+        lines += ["The COVID-19 operating point was re-chosen by the same rule on the "
+                  "calibrated validation probabilities.", ""]
+    lines += [f"Expected calibration error ({cal.get('bins', 15)} equal-width bins; "
+              f"{cal.get('measured_on', '')}):", "",
+              "| split | ECE, T = 1 | ECE, T = " + f"{t:.3f} | NLL, T = 1 | NLL, T = {t:.3f} |",
+              "|---|---|---|---|---|"]
+    for split, name in (("val", "validation (fitted here)"), ("test", "test")):
+        if r := cal.get(split):
+            lines.append(f"| {name} | {_fmt(r['before']['ece'])} | **{_fmt(r['after']['ece'])}** "
+                         f"| {_fmt(r['before']['nll'])} | {_fmt(r['after']['nll'])} |")
+    if val.get("before") and val.get("after"):
+        lines += ["", "Validation reliability per bin ("
+                  + ("label cells" if multilabel else "images") + ", mean probability -> observed "
+                      "frequency of the " + ("label" if multilabel else "arg-max class "
+                                             "being right") + "; empty bins left out):", "",
+                  f"| bin | T = 1 | T = {t:.3f} |", "|---|---|---|"]
+        cell = lambda b: (f"{b['n']}, {_fmt(b['confidence'])} -> {_fmt(b['accuracy'])}"  # noqa: E731
+                          if b["n"] else "")
+        for before, after in zip(val["before"]["bins"], val["after"]["bins"]):
+            if before["n"] or after["n"]:
+                lines.append(f"| {before['lower']:.2f}-{before['upper']:.2f} | {cell(before)} "
+                             f"| {cell(after)} |")
+    if multilabel and (rates := config.get("prevalence")):
+        lines += ["", "Each label's usual rate (positives among the known training-split cells; "
+                      "a probability reads as a multiple of it): "
+                  + ", ".join(f"{label} {_fmt(v)}" for label, v in rates.items()) + "."]
+    return lines + [""]
+
+
 def _as_list(value) -> list[str]:
     if not value:
         return []
@@ -304,6 +448,7 @@ def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | No
                 f"{1 - point.get('adult_specificity', 0.95):.0%} of adult non-COVID radiographs "
                 "are called COVID-19); below it, the more probable of the other classes.", ""]
 
+    out += _calibration_lines(config)
     out += ["## Limitations", ""]
     out += [f"- {text}" for text in LIMITATIONS[task] + LIMITATIONS["common"]
             + _as_list(config.get("limitations"))]

@@ -7,14 +7,13 @@ Heavy imports (torch, pytorch-grad-cam) happen inside the commands that need the
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
 from pathlib import Path
 
 from . import __version__
-from .io import ImageReadError, printable, quiet_pydicom
+from .io import printable, quiet_pydicom
 from .registry import BATCH_SIZE, DEFAULT_MAP_METHOD, MAP_METHODS, PNG_COMPRESS_LEVEL, TASKS
 
 EXIT_USER_ERROR = 2
@@ -38,14 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    "go on (exit status 2 if any failed).")
     p.add_argument("--task", choices=TASKS, required=True,
                    help="screening (COVID-19 / Pneumonia / Normal) or diagnosis (14 NIH labels)")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files or folders")
+    p.add_argument("--sample", action="append", default=[], metavar="NAME",
+                   help="a sample image bundled with the package, by its file name in "
+                        "examples/manifest.csv (e.g. 4fed5061.jpg); may be repeated")
     p.add_argument("--json", action="store_true", help="print one JSON object per line")
     p.add_argument("--out", type=Path, metavar="FILE",
                    help="also write every result to FILE: .csv (one row per image) or .jsonl")
     p.add_argument("--cam-dir", type=Path, metavar="DIR",
                    help="write one heatmap overlay PNG per image here")
+    p.add_argument("--report-dir", type=Path, metavar="DIR",
+                   help="write one PDF report per image here (radiograph, heatmaps, "
+                        "probabilities, model and how far to trust it)")
     p.add_argument("--cam-method", default=DEFAULT_MAP_METHOD, choices=MAP_METHODS,
-                   help=f"the map method for --cam-dir (default: {DEFAULT_MAP_METHOD})")
+                   help=f"the map method for --cam-dir and --report-dir "
+                        f"(default: {DEFAULT_MAP_METHOD})")
     p.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
     p.add_argument("--threshold", type=float, help="diagnosis: one threshold for every label "
                    "(default: the checkpoint's per-label operating points)")
@@ -134,15 +140,25 @@ def expand_inputs(items: list[str]) -> list[str]:
     return files
 
 
+def sample_files(names: list[str]) -> list[str]:
+    """--sample: the bundled sample images' paths (an unknown name: ValueError naming them all)."""
+    from .examples import sample_path
+
+    return [str(sample_path(name)) for name in names]
+
+
 def predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .batch import predict_files
     from .inference import Predictor
-    from .io import read_xray
 
     if args.out and args.out.suffix.lower() not in (".csv", ".jsonl"):
         raise ValueError(f"--out {args.out}: use a .csv or .jsonl file name")
-    files = expand_inputs(args.images)
+    files = expand_inputs(args.images) + sample_files(args.sample)
+    if not files:
+        raise ValueError("predict: give IMAGE files or folders, or --sample NAME "
+                         "(a bundled sample image)")
     missing = [f for f in files if not Path(f).is_file()]
     if len(missing) == len(files):  # nothing to read: say so before loading a model
         for f in missing:
@@ -151,70 +167,49 @@ def predict(args: argparse.Namespace) -> int:
     # "report": a refused image becomes its file's error below, and the batch is not redone
     predictor = Predictor(tasks=[args.task], weights_dir=args.weights,
                           gate="off" if args.no_gate else "report")
-    if args.cam_dir:
-        args.cam_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (args.cam_dir, args.report_dir):
+        if folder:
+            folder.mkdir(parents=True, exist_ok=True)
+    model_info = predictor.info(args.task) if args.report_dir else None  # the same for every report
     records, status = [], 0
     bar = tqdm(total=len(files), unit="img", desc=args.task,
                disable=args.quiet or len(files) < PROGRESS_FROM)
-    for start in range(0, len(files), args.batch_size):
-        paths = files[start:start + args.batch_size]
-        images: dict[str, object] = {}
-        for path in paths:  # read first: one bad file is reported, the others go on
-            try:
-                images[path] = read_xray(path)
-            except Exception as err:  # noqa: BLE001 -- whatever a decoder raises, per file
-                images[path] = _file_error(path, err)
-        readable = [p for p in paths if not isinstance(images[p], Exception)]
-        options = dict(thresholds=args.threshold, method=args.cam_method,
-                       explain="default" if args.cam_dir else "none")
-        try:
-            results = dict(zip(readable, predictor.iter_predict(
-                [images[p] for p in readable], args.task, names=[Path(p).name for p in readable],
-                **options)))
-        except Exception:  # noqa: BLE001 -- one image broke the batch: find it, keep the rest
-            results = {}
-            for p in readable:
-                try:
-                    results[p] = predictor.predict([images[p]], args.task, names=[Path(p).name],
-                                                   **options)[0]
-                except Exception as err:  # noqa: BLE001
-                    images[p] = _file_error(p, err)
-        for path, result in list(results.items()):
-            if result.gate and not result.gate.accepted:
-                images[path] = ImageReadError(result.gate.message(Path(path).name))
-                del results[path]
-        for path in paths:
-            if path in results:
-                record = _record(args, path, results[path])
-            else:
-                status = EXIT_USER_ERROR
-                record = {"file": path, "error": str(images[path])}
-            records.append(record)
-            if args.json:
-                bar.write(json.dumps(record), file=sys.stdout)
-            elif "error" in record:
-                bar.write(f"{printable(path, limit=1000)}: error: {record['error']}", file=sys.stderr)
-            else:
-                bar.write(_table(record), file=sys.stdout)
-        bar.update(len(paths))
+    options = dict(thresholds=args.threshold, method=args.cam_method,
+                   explain="default" if args.cam_dir or args.report_dir else "none")
+    for path, outcome in predict_files(predictor, files, args.task,
+                                       batch_size=args.batch_size, **options):
+        if isinstance(outcome, Exception):
+            status = EXIT_USER_ERROR
+            record = {"file": path, "error": str(outcome)}
+        else:
+            record = _record(args, path, outcome, model_info)
+        records.append(record)
+        if args.json:
+            bar.write(json.dumps(record), file=sys.stdout)
+        elif "error" in record:
+            bar.write(f"{printable(path, limit=1000)}: error: {record['error']}", file=sys.stderr)
+        else:
+            bar.write(_table(record), file=sys.stdout)
+        bar.update(1)
     bar.close()
     if args.out:
         _write_records(args.out, records, args.task)
     return status
 
 
-def _file_error(path: str, err: Exception) -> Exception:
-    """Our reader's message as it is; anything else named with the file and its type."""
-    if isinstance(err, ImageReadError):
-        return err
-    logging.getLogger(__name__).debug("reading %s failed", path, exc_info=True)
-    return ImageReadError(f"{Path(path).name}: cannot read this file ({type(err).__name__}: {err})")
-
-
-def _record(args: argparse.Namespace, path: str, result) -> dict:
+def _record(args: argparse.Namespace, path: str, result, model_info: dict | None = None) -> dict:
     from PIL import Image
 
     record = {"file": path, **result.to_dict()}
+    if args.report_dir:  # before thresholds leave the record: the report prints them
+        from .report import write_report
+
+        report_file = args.report_dir / f"{Path(path).stem}.{args.task}.pdf"
+        # the user's own file: its name may appear in the report (the web app passes none)
+        write_report(report_file, {**record, "method": args.cam_method}, result.image,
+                     {label: e.cam for label, e in result.explanations.items()}, model_info,
+                     name=Path(path).name)
+        record["report"] = str(report_file)
     if args.task == "diagnosis":
         record.pop("thresholds")
     if args.cam_dir:
@@ -226,26 +221,14 @@ def _record(args: argparse.Namespace, path: str, result) -> dict:
 
 
 def _write_records(out: Path, records: list[dict], task: str) -> None:
-    """.jsonl: the records as printed by --json; .csv: one row per image, a column per class."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """.jsonl: the records as printed by --json; .csv: one row per image (diachestxr.batch)."""
     if out.suffix.lower() == ".jsonl":
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-        return
-    from .registry import get_spec
+    else:
+        from .batch import write_csv
 
-    labels = list(get_spec(task).labels)
-    columns = ["file", "label" if task == "screening" else "findings", *labels,
-               "radiograph_score", "cam", "error"]
-    with out.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for r in records:
-            scores = r.get("confidences") or r.get("probabilities") or {}
-            writer.writerow({"file": r["file"], "label": r.get("label", ""),
-                             "findings": "|".join(r.get("findings", [])),
-                             **{l: f"{p:.6f}" for l, p in scores.items()},
-                             "radiograph_score": r.get("radiograph_check", {}).get("score", ""),
-                             "cam": r.get("cam", {}).get("file", ""), "error": r.get("error", "")})
+        write_csv(out, records, task)
 
 
 def _table(record: dict) -> str:
@@ -265,6 +248,8 @@ def _table(record: dict) -> str:
     if "cam" in record:
         lines.append(f"  heatmap ({record['cam']['label']}, {record['cam']['method']}): "
                      f"{record['cam']['file']}")
+    if "report" in record:
+        lines.append(f"  report: {record['report']}")
     return "\n".join(lines)
 
 

@@ -12,6 +12,9 @@ in the first of:
    offline machine loses at most ~2 s; `DIACHESTXR_EXAMPLES_DOWNLOAD=0` skips it entirely.
 
 Anything missing is simply left out: the app works with no examples at all.
+
+`sample_path(name)` is the path of one sample by its manifest name (e.g. "4fed5061.jpg"), so
+code and the CLI (`diachestxr predict --sample NAME`) can use them after `pip install`.
 """
 
 from __future__ import annotations
@@ -177,3 +180,34 @@ def list_examples(task: str | None = None, allow_download: bool | None = None) -
                              source=row["source"], license=row["license"],
                              attribution=row["attribution"], url=row["url"]))
     return found
+
+
+def sample_names(task: str | None = None) -> list[str]:
+    """The manifest's sample file names, in manifest order, optionally for one task."""
+    return [row["file"] for row in read_manifest() if task is None or row["task"] == task]
+
+
+def _available(rows: list[dict[str, str]]) -> str:
+    tasks = dict.fromkeys(row["task"] for row in rows)
+    return "; ".join(f"{task}: " + ", ".join(r["file"] for r in rows if r["task"] == task)
+                     for task in tasks) or "none (no examples manifest)"
+
+
+def sample_path(name: str) -> Path:
+    """The path of a bundled sample image, by its file name in examples/manifest.csv (e.g.
+    "4fed5061.jpg"; the name without its extension works too). Looks in the bundled copies
+    (a checkout's examples/, or the wheel's diachestxr/sample_images), then in
+    DIACHESTXR_EXAMPLES_DIR and the download cache; never downloads.
+
+    Raises ValueError naming the available samples for an unknown name, FileNotFoundError
+    when the manifest lists it but no copy is on disk."""
+    rows = read_manifest()
+    wanted = str(name).strip()
+    row = next((r for r in rows if wanted in (r["file"], Path(r["file"]).stem)), None)
+    if row is None:
+        raise ValueError(f"unknown sample image {wanted!r}; the samples are: {_available(rows)}")
+    for folder in (REPO_EXAMPLES_DIR, examples_folder(rows, allow_download=False)):
+        if folder is not None and (path := _find(folder, row)) is not None:
+            return path.resolve()
+    raise FileNotFoundError(f"sample image {row['file']!r} is listed in {MANIFEST} but no copy "
+                            f"is on disk (looked in {REPO_EXAMPLES_DIR})")

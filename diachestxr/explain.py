@@ -48,34 +48,11 @@ def cam_class(method: str) -> type:
     return getattr(pytorch_grad_cam, _CAM_CLASSES[CAM_METHODS.index(check_method(method))])
 
 
-class RankedOutputTarget:
-    """Explain the output ranked `rank`-th (0 = the highest).
-
-    Lets one forward pass serve both the probabilities and the maps of labels that are only
-    known after that pass (the predicted class, the top findings): every copy of an image's
-    activations has the same outputs, and copy j explains the j-th ranked label.
-    """
-
-    def __init__(self, rank: int):
-        self.rank = rank
-
-    def index(self, model_output: torch.Tensor) -> int:
-        return int(torch.argsort(model_output.detach(), descending=True)[self.rank])
-
-    def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
-        return model_output[..., self.index(model_output)]
-
-
 def class_target(index: int):
     """pytorch-grad-cam's target for output `index`."""
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     return ClassifierOutputTarget(index)
-
-
-def target_index(target: Callable, logits: torch.Tensor) -> int:
-    """The output index a target explains, given the logits of its image."""
-    return target.index(logits) if isinstance(target, RankedOutputTarget) else target.category
 
 
 class HeadExplainer:

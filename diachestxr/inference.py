@@ -15,6 +15,7 @@ same activations (see diachestxr.explain), so every map costs a small fraction o
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,13 +25,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .explain import (DEFAULT_ALPHA, DEFAULT_METHOD, HeadExplainer, RankedOutputTarget,
-                      check_method, class_target, overlay, resize_map, target_index)
+from .card import headline_metrics, held_out_aurocs, outlook, stranger_auroc
+from .calibration import probabilities as calibrated_probabilities, temperature_of
+from .explain import (DEFAULT_ALPHA, DEFAULT_METHOD, HeadExplainer, check_method, class_target,
+                      overlay, resize_map)
 from .gate import GateVerdict, RadiographGate, raise_if_refused
 from .io import ImageSource, read_xray, shrink, source_name
 from .metrics import screening_predictions
 from .models import ChestXRayNet
-from .registry import BATCH_SIZE, TASKS, ModelSpec
+from .registry import BATCH_SIZE, LOW_RESOLUTION_SIDE, TASKS, ModelSpec
 from .transforms import eval_tensor
 from .weights import LoadedModel, WeightsSource, load_model
 
@@ -74,6 +77,8 @@ class ScreeningResult:
     explanations: dict[str, Explanation]  # by class; the predicted class by default
     image: np.ndarray = field(repr=False)  # the radiograph as read, at most DISPLAY_MAX_SIDE
     gate: GateVerdict | None = None  # the radiograph check's verdict (None: not checked)
+    input_shape: tuple[int, int] | None = None  # (height, width) of the image as read
+    logits: np.ndarray | None = field(default=None, repr=False)  # raw, before the temperature
 
     @property
     def cam(self) -> np.ndarray | None:
@@ -90,17 +95,19 @@ class ScreeningResult:
 
     def to_dict(self) -> dict:
         return {"task": "screening", "label": self.label, "confidences": self.confidences,
-                **_gate_dict(self.gate)}
+                **_common_dict(self)}
 
 
 @dataclass
 class DiagnosisResult:
     probabilities: dict[str, float]  # all 14 labels, in the registry's order
     thresholds: dict[str, float]
-    findings: list[str]  # labels at or above their threshold, most probable first
+    findings: list[str]  # labels at or above their threshold, in the display order (`ranked`)
     explanations: dict[str, Explanation]  # by label
     image: np.ndarray = field(repr=False)
     gate: GateVerdict | None = None
+    input_shape: tuple[int, int] | None = None
+    logits: np.ndarray | None = field(default=None, repr=False)  # raw, before the temperature
 
     @property
     def scores(self) -> np.ndarray:
@@ -108,15 +115,30 @@ class DiagnosisResult:
 
     def to_dict(self) -> dict:
         return {"task": "diagnosis", "probabilities": self.probabilities,
-                "thresholds": self.thresholds, "findings": self.findings, **_gate_dict(self.gate)}
+                "thresholds": self.thresholds, "findings": self.findings, **_common_dict(self)}
 
 
 Result = Union[ScreeningResult, DiagnosisResult]
 GATE_MODES = ("refuse", "report", "off")
 
 
-def _gate_dict(verdict: GateVerdict | None) -> dict:
-    return {"radiograph_check": verdict.to_dict()} if verdict else {}
+def _common_dict(result: "Result") -> dict:
+    """What both tasks' results end with: the warnings (always a list), and the radiograph
+    check's verdict where it ran."""
+    return {"warnings": input_warnings(result.input_shape),
+            **({"radiograph_check": result.gate.to_dict()} if result.gate else {})}
+
+
+def input_warnings(shape: tuple[int, int] | None) -> list[str]:
+    """What a reader of an answer must know about the image itself: a film under
+    LOW_RESOLUTION_SIDE px was enlarged to the model's input, and the models were trained
+    and tested mostly on larger ones (the diagnosis card reports its 64 px figures)."""
+    if shape is None or min(shape) >= LOW_RESOLUTION_SIDE:
+        return []
+    height, width = shape
+    return [f"Low resolution: the image is {width} x {height} px (under {LOW_RESOLUTION_SIDE} "
+            "px on its shorter side). The model sees an enlarged blur; treat this answer as "
+            "less reliable than one on a full-size radiograph."]
 Explain = Union[str, Sequence[str]]
 
 
@@ -163,8 +185,8 @@ class Predictor:
                      names: Sequence[str] | None = None) -> Iterator[Result]:
         """Results for `images` in order, computed `batch_size` images at a time.
 
-        explain: "default" (screening: the predicted class; diagnosis: the `top_k` most
-        probable labels), "all", "none", or a list of labels.
+        explain: "default" (screening: the predicted class; diagnosis: the `top_k` top-ranked
+        labels), "all", "none", or a list of labels.
         method: the map method, one of diachestxr.explain.CAM_METHODS.
         An unreadable image raises ImageReadError naming it (by `names[i]` if given, else
         by its file name); with gate="refuse", an image that is not a frontal chest
@@ -177,9 +199,12 @@ class Predictor:
             raise ValueError(f"overlay opacity must be between 0 and 1, got {alpha}")
         thr = self.thresholds(thresholds) if spec.multilabel else None
         covid19_threshold = model.config.get("covid19_threshold")
+        # the checkpoint's calibration (training.calibrate); thresholds are in its space
+        temperature = temperature_of(model.config)
         # screening's default map is the called class's, known once the batch has run
-        called_class = explain == "default" and not spec.multilabel
-        targets = [] if called_class else self._targets(spec, explain, top_k)
+        # and diagnosis's default maps are the top-ranked labels', known once it has run
+        per_result = explain == "default"
+        targets = [] if per_result else self._targets(spec, explain)
         trunk, head = self._split[task]
         model.eval()
         with tqdm(total=len(images), desc=f"{task}", unit="img", disable=not progress) as bar:
@@ -193,12 +218,14 @@ class Predictor:
                     activations = trunk(x.contiguous(memory_format=torch.channels_last))
                     logits = head(activations).float().cpu()
                 if spec.multilabel:
-                    probs = torch.sigmoid(logits).numpy().astype(float)
-                    per_image = [targets] * len(grays)
+                    probs = calibrated_probabilities(logits, True, temperature).numpy().astype(float)
+                    per_image = ([[class_target(spec.labels.index(l))
+                                   for l in ranked(dict(zip(spec.labels, p)), thr)[:top_k]]
+                                  for p in probs] if per_result else [targets] * len(grays))
                 else:
-                    probs = logits.softmax(1).numpy().astype(float)
+                    probs = calibrated_probabilities(logits, False, temperature).numpy().astype(float)
                     called = screening_predictions(probs, spec.labels, covid19_threshold)
-                    per_image = ([[class_target(int(c))] for c in called] if called_class
+                    per_image = ([[class_target(int(c))] for c in called] if per_result
                                  else [targets] * len(grays))
                 maps = (self._explainers[task].maps(activations, per_image, spec.input_size, method)
                         if any(per_image) else [()] * len(grays))
@@ -206,11 +233,12 @@ class Predictor:
                     display = _display_image(gray)
                     explanations = {}
                     for target, cam in zip(per_image[i], row_maps):
-                        label = spec.labels[target_index(target, row)]
+                        label = spec.labels[target.category]
                         explanations[label] = Explanation(label, cam, display, alpha)
                     result = (_diagnosis(spec, probs[i], thr, explanations, display) if spec.multilabel
                               else _screening(spec, probs[i], int(called[i]), explanations, display))
-                    result.gate = verdicts[i]
+                    result.gate, result.input_shape = verdicts[i], gray.shape[:2]
+                    result.logits = row.numpy().astype(float)
                     yield result
                 bar.update(len(chunk))
 
@@ -220,9 +248,18 @@ class Predictor:
 
     def probabilities(self, images: Sequence[ImageSource], task: str, batch_size: int = BATCH_SIZE,
                       progress: bool = False, names: Sequence[str] | None = None) -> np.ndarray:
-        """(N, C) probabilities, no maps: softmax for screening, sigmoid for diagnosis.
+        """(N, C) probabilities, no maps: softmax for screening, sigmoid for diagnosis, of
+        the logits divided by the checkpoint's temperature (1 when it has none).
         What training's validation and bundling use; memory stays at one batch."""
         rows = [r.scores for r in self.iter_predict(images, task, explain="none", names=names,
+                                                    batch_size=batch_size, progress=progress)]
+        return np.stack(rows).astype(np.float64)
+
+    def logits(self, images: Sequence[ImageSource], task: str, batch_size: int = BATCH_SIZE,
+               progress: bool = False, names: Sequence[str] | None = None) -> np.ndarray:
+        """(N, C) raw logits, before the checkpoint's temperature (what training.calibrate
+        fits it on); the same pass as `probabilities`."""
+        rows = [r.logits for r in self.iter_predict(images, task, explain="none", names=names,
                                                     batch_size=batch_size, progress=progress)]
         return np.stack(rows).astype(np.float64)
 
@@ -256,8 +293,8 @@ class Predictor:
         """Multi-label NIH ChestX-ray14 probabilities for one radiograph.
 
         thresholds: None (the checkpoint's calibrated per-label ones), one float for all, or
-        a {label: threshold} mapping overriding some. explain: "top" (the `top_k` most
-        probable labels), "all", "none", or a list of labels.
+        a {label: threshold} mapping overriding some. explain: "top" (the `top_k` top-ranked
+        labels), "all", "none", or a list of labels.
         """
         return self.predict([image], "diagnosis", explain="default" if explain == "top" else explain,
                             thresholds=thresholds, top_k=top_k, alpha=alpha, method=method)[0]
@@ -269,13 +306,9 @@ class Predictor:
         return self.models[task].model
 
     @staticmethod
-    def _targets(spec: ModelSpec, explain: Explain, top_k: int) -> list:
-        """Map targets shared by every image of a batch (screening's default is per image)."""
+    def _targets(spec: ModelSpec, explain: Explain) -> list:
+        """Map targets shared by every image of a batch (the default ones are per image)."""
         labels = spec.labels
-        if explain == "default":
-            # the top_k most probable labels: the ranking of the app's table and gallery, and
-            # of the CLI's --cam-dir (one ranking everywhere a person reads them)
-            return [RankedOutputTarget(r) for r in range(min(top_k, len(labels)))]
         if explain == "none":
             return []
         wanted = labels if explain == "all" else _check_labels(explain, labels)
@@ -302,10 +335,18 @@ class Predictor:
         config = loaded.config
         return {"task": task, "arch": loaded.spec.arch, "source": loaded.source.kind,
                 "location": loaded.source.public, "labels": list(loaded.spec.labels),
+                "checkpoint_sha256": loaded.checkpoint_id,  # hashed once, when loaded
+                # screening's call rule: COVID-19 from this probability (None: the argmax)
+                "covid19_threshold": config.get("covid19_threshold"),
+                "operating_point": config.get("operating_point"),
                 "training_data": config.get("training_data"),
                 "headline_metrics": headline_metrics(config.get("test_metrics")),
                 "test_metrics": config.get("test_metrics"),
                 "held_out_hospitals": held_out_aurocs(config.get("leave_one_hospital_out")),
+                "outlook": outlook(config),
+                "stranger_auroc": stranger_auroc(config),
+                # diagnosis: each label's share of training radiographs (training.calibrate)
+                "prevalence": dict(config.get("prevalence") or {}),
                 "limitations": config.get("limitations")}
 
     def operating_point(self, task: str) -> dict:
@@ -352,48 +393,28 @@ def _diagnosis(spec: ModelSpec, probs: np.ndarray, thr: dict[str, float], explan
                            explanations=explanations, image=image)
 
 
+def ranked(probabilities: Mapping[str, float], thresholds: Mapping[str, float]) -> list[str]:
+    """The one display ranking of the diagnosis labels (the app's table, picker and gallery,
+    the default maps, the CLI's --cam-dir, the API's order): by how far each probability
+    sits above its own label's threshold, in log-odds. The findings come first, and a
+    5 % score over a 4 % threshold outranks 51 % under 60 %: each label is read against its
+    own operating point, not against the others' scales. With one threshold for every label
+    it is the order of probability. Ties keep the order of `probabilities`."""
+    def margin(label: str) -> float:
+        return _logit(probabilities[label]) - _logit(thresholds[label])
+    return sorted(probabilities, key=lambda l: -margin(l))
+
+
+def _logit(p: float, eps: float = 1e-7) -> float:
+    p = min(max(float(p), eps), 1.0 - eps)
+    return math.log(p / (1.0 - p))
+
+
 def findings_at(probabilities: Mapping[str, float], thresholds: Mapping[str, float]) -> list[str]:
     """The diagnosis findings: the labels whose probability is at or above their threshold,
-    most probable first (ties keep the order of `probabilities`). The one rule for a result
-    and for re-thresholding stored probabilities (the web app's threshold controls)."""
-    return sorted((l for l, p in probabilities.items() if p >= thresholds[l]),
-                  key=lambda l: -probabilities[l])
-
-
-def headline_metrics(metrics: dict | None) -> dict[str, float]:
-    """The few numbers a model card leads with, from a `diachestxr evaluate` metrics dict."""
-    if not metrics:
-        return {}
-    if "per_class" in metrics:
-        return {"test images": metrics["n"], "accuracy": metrics["accuracy"],
-                "macro AUROC": metrics["macro_auroc"],
-                **{f"{c} sensitivity": m["sensitivity"] for c, m in metrics["per_class"].items()}}
-    # Diagnosis leads with the broad-sample rows: they hold all 14 labels as NIH labels them,
-    # where the No Finding / Pneumonia rows are easy (see labels.DIAGNOSIS_SOURCE_GROUPS).
-    if broad := (metrics.get("by_source_group") or {}).get("broad"):
-        return {"broad-sample test images": broad["n"], "mean AUROC": headline_auroc(metrics),
-                "all test images": metrics["n"], "mean AUROC, all": metrics["mean_auroc"]}
-    return {"test images": metrics["n"], "mean AUROC": headline_auroc(metrics)}
-
-
-def held_out_aurocs(reports: list[dict] | None) -> dict[str, float]:
-    """Screening: {held-out source: COVID-19 AUROC} of the runs of the checkpoint's recipe
-    that never saw that source (training/holdout.py reports, stored by training.bundle):
-    the figure that predicts a stranger's film."""
-    return {source: entry["against_unseen_adults"]["covid19_vs_non_covid19_auroc"]
-            for report in reports or [] for source, entry in report["by_source"].items()}
-
-
-def headline_auroc(metrics: dict | None) -> float | None:
-    """The one AUROC a checkpoint's test split is judged by, from the structured metrics:
-    screening's macro AUROC; diagnosis's mean AUROC on the broad-sample rows where reported
-    (the rows that hold all 14 labels as NIH labels them), else on all rows."""
-    if not metrics:
-        return None
-    if "per_class" in metrics:
-        return metrics.get("macro_auroc")
-    broad = (metrics.get("by_source_group") or {}).get("broad")
-    return (broad or metrics).get("mean_auroc")
+    in the display order (`ranked`). The one rule for a result and for re-thresholding
+    stored probabilities (the web app's threshold controls)."""
+    return [l for l in ranked(probabilities, thresholds) if probabilities[l] >= thresholds[l]]
 
 
 def _check_labels(requested: Sequence[str], labels: Sequence[str]) -> list[str]:

@@ -36,7 +36,7 @@ def known(targets):
 
 
 # Groups of the diagnosis data's `source` column that are reported apart (metrics.json
-# "by_source_group", the model card, the README). The broad samples hold every label as NIH
+# "by_source_group", the model card, docs/models.md). The broad samples hold every label as NIH
 # labels it; the No Finding / Pneumonia sources were selected for those two and make them
 # easy. The model is chosen on the broad rows (training.train.selection_score).
 DIAGNOSIS_SOURCE_GROUPS: dict[str, tuple[str, ...]] = {

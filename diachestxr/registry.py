@@ -11,16 +11,23 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # The Hub repo that holds the published checkpoints. Deployments point elsewhere with
-# DIACHESTXR_HUB_REPO (and DIACHESTXR_HUB_REVISION); see README "Deploy your own Space".
+# DIACHESTXR_HUB_REPO (and DIACHESTXR_HUB_REVISION): docs/deployment.md, "Deploy your own Space".
 DEFAULT_HUB_REPO = "diachestxr/diachestxr-models"
 DEFAULT_HUB_REVISION = "v1"  # a tag, so a push to main never changes a deployed app silently
 
+# Said wherever a result is shown or kept: the app, its API answers, the PDF report.
+DISCLAIMER = "Research demo — not for clinical use."
+
+
+# Under this many px on its shorter side an upload's answer carries a low-resolution warning
+LOW_RESOLUTION_SIDE = 128
 
 # The Grad-CAM target layer of each architecture (dotted module name in ChestXRayNet).
 CAM_LAYERS = {
     "alexnet": "features.11",  # ReLU after the last conv: 13x13 at 224 px
     "densenet121": "features_relu",  # the (not in-place) ReLU after features.norm5: 7x7
 }
+ARCH_NAMES = {"alexnet": "AlexNet", "densenet121": "DenseNet-121"}  # as people write them
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,8 @@ TASKS: tuple[str, ...] = tuple(SPECS)
 # the activations and gradients at the target layer (see diachestxr.explain).
 MAP_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam")
 DEFAULT_MAP_METHOD = "gradcam"
+METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "xgradcam": "XGrad-CAM",
+                "hirescam": "HiResCAM", "layercam": "LayerCAM"}
 
 # Images per forward pass by default (Predictor, the CLI, evaluate). Measured on a 2-core CPU
 # (benchmarks/batch_size.py): DenseNet121 throughput peaks at 8 and falls above it as the

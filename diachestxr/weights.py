@@ -7,6 +7,7 @@ metrics). Nothing is unpickled.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -17,7 +18,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_file
 
 from .models import ChestXRayNet, build_model
 from .registry import ModelSpec, get_spec
@@ -56,6 +58,13 @@ class LoadedModel:
     model: ChestXRayNet  # carries its spec and its checkpoint's config
     source: WeightsSource
     files: tuple[Path, Path] | None = None  # (safetensors, json)
+    sha256: str | None = None  # of the .safetensors file as loaded (None: an in-memory model)
+
+    @property
+    def checkpoint_id(self) -> str | None:
+        """The first 12 hex digits of the checkpoint's sha256: names the exact weights behind
+        a result (in reports, `info()`), whichever way they were resolved."""
+        return self.sha256[:12] if self.sha256 else None
 
     @property
     def spec(self) -> ModelSpec:
@@ -109,7 +118,12 @@ def load_checkpoint(weights_file: str | os.PathLike, spec: ModelSpec | str,
                    mean=tuple(config.get("mean", spec.mean)), std=tuple(config.get("std", spec.std)),
                    equalize=bool(config.get("equalize", False)), crop=bool(config.get("crop", False)))
     try:
-        state = load_file(str(weights_file))
+        # one read serves both the hash and the tensors: hashed here, once per load, never
+        # again per result
+        data = weights_file.read_bytes()
+        sha256 = hashlib.sha256(data).hexdigest()
+        state = load_safetensors(data)
+        del data
     except Exception as e:  # safetensors raises its own error types for damaged files
         raise WeightsError(f"{weights_file}: not a readable safetensors file ({e}); "
                            "download or export the checkpoint again") from None
@@ -123,7 +137,7 @@ def load_checkpoint(weights_file: str | os.PathLike, spec: ModelSpec | str,
     model.eval()
     model.config = config
     source = source or WeightsSource("local", str(weights_file.parent))
-    return LoadedModel(model, source, (weights_file, config_file))
+    return LoadedModel(model, source, (weights_file, config_file), sha256)
 
 
 def load_model(task: str, weights_dir: str | os.PathLike | None = None) -> LoadedModel:

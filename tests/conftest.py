@@ -75,11 +75,11 @@ def free_port() -> int:
 @contextmanager
 def running_app(weights_dir: Path | None, examples_dir: Path | None, log_path: Path,
                 command: list[str] | None = None, cwd: Path = ROOT,
-                env: dict[str, str] | None = None) -> Iterator[str]:
+                env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
     """Start `python app.py` (or `command`, e.g. an installed `diachestxr serve`) on a free
     port; yield its URL; stop it afterwards.
     weights_dir None: the weights a fresh clone uses (bundled; the Hub is skipped)."""
-    port = free_port()
+    port = port or free_port()  # a fixed port: e.g. the README's snippet names 7860
     env = {**(env or os.environ), "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
            "HF_HUB_OFFLINE": "1", "DIACHESTXR_EXAMPLES_DOWNLOAD": "0", "PYTHONUNBUFFERED": "1"}

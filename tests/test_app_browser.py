@@ -61,6 +61,19 @@ def page(browser, app_url, viewport):
     context.close()
 
 
+@pytest.fixture(params=["light", "dark"])
+def scheme_page(browser, app_url, viewport, request):
+    """The page as a visitor whose system is set to light or dark (prefers-color-scheme,
+    what a phone's dark setting gives; not only Gradio's ?__theme=dark)."""
+    context = browser.new_context(viewport=VIEWPORTS[viewport], color_scheme=request.param)
+    page = context.new_page()
+    page.set_default_timeout(RESULT_TIMEOUT_MS)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Screening").wait_for()
+    yield page, request.param
+    context.close()
+
+
 @pytest.fixture(scope="module")
 def output_dir() -> Path:
     shutil.rmtree(OUTPUT, ignore_errors=True)
@@ -160,6 +173,43 @@ def wait_picked(page, label: str) -> None:
     page.wait_for_function(
         "want => (document.querySelector('#diagnose-pick input')?.value || '').includes(want)",
         arg=label, timeout=10_000)
+
+
+MIN_CONTRAST = 4.5  # WCAG AA for body text
+# The contrast ratio of an element's text with what is behind it, as drawn: its colour and
+# every ancestor's opacity blended onto the first ancestor background that is not see-through.
+CONTRAST_JS = """(el) => {
+  const rgba = s => { const m = s.match(/[\\d.]+/g).map(Number); return [m[0], m[1], m[2], m.length > 3 ? m[3] : 1]; };
+  let alpha = rgba(getComputedStyle(el).color)[3], bg = null;
+  for (let n = el; n; n = n.parentElement) {
+    alpha *= parseFloat(getComputedStyle(n).opacity);
+    const c = rgba(getComputedStyle(n).backgroundColor);
+    if (!bg && c[3] > 0.5) bg = c;
+  }
+  bg = bg || [255, 255, 255, 1];
+  const fg = rgba(getComputedStyle(el).color).map((v, i) => i < 3 ? v * alpha + bg[i] * (1 - alpha) : 1);
+  const lum = c => { const v = c.slice(0, 3).map(x => { x /= 255; return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); });
+                     return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
+  const a = lum(fg), b = lum(bg);
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+
+
+def assert_readable(page, selector: str) -> None:
+    """Every visible element matching `selector` has a contrast of at least MIN_CONTRAST,
+    once Gradio's fade-in (an opacity transition of a block that just got a value) is over."""
+    elements = page.locator(selector)
+    assert elements.count() > 0, selector
+    for i in range(elements.count()):
+        element = elements.nth(i)
+        if not element.is_visible():
+            continue
+        for _ in range(15):
+            ratio = element.evaluate(CONTRAST_JS)
+            if ratio >= MIN_CONTRAST:
+                break
+            page.wait_for_timeout(200)
+        assert ratio >= MIN_CONTRAST, f"{selector} #{i}: contrast {ratio:.2f}:1"
 
 
 def readable_width(viewport: str) -> int:
@@ -345,3 +395,116 @@ def test_bad_upload_shows_our_message(page, viewport, output_dir, tmp_path, tab,
         page.locator("[data-testid=toast-close]").first.click()
         toast.wait_for(state="detached")
     assert kept.is_visible()
+
+
+def test_warnings_refusals_and_findings_are_readable_in_light_and_dark(scheme_page, viewport,
+                                                                       examples_dir, output_dir,
+                                                                       tmp_path):
+    """The notice, a refusal, and the diagnosis summary and table reach WCAG AA contrast
+    with the system's light or dark setting (the .dark rules once failed to apply: the notice
+    was 1.33:1 and refusals 1.98:1 in dark mode)."""
+    page, scheme = scheme_page
+    assert page.evaluate("document.body.classList.contains('dark')") == (scheme == "dark")
+    assert_readable(page, "#notice p")
+    bad = tmp_path / "notes.png"
+    _text_file(bad)
+    page.locator("#screen-file input[type=file]").set_input_files(str(bad))
+    page.locator("#screen-error").get_by_text("not a recognised image file").wait_for()
+    assert_readable(page, "#screen-error p")
+    screenshot(page, output_dir, f"refusal-{scheme}-{viewport}", full_page=False)
+    page.get_by_role("tab", name="Diagnosis").click()
+    page.locator("#diagnose-file input[type=file]").set_input_files(
+        str(examples_dir / "00005610_000.jpg"))
+    page.locator("#diagnose-table table").wait_for()
+    for selector in ("#diagnose-summary p", "#diagnose-table td", "#diagnose-table th",
+                     "#diagnose-table .dx-legend", ".dx-outlook, #diagnose-summary .dx-legend"):
+        assert_readable(page, selector)
+    wait_in_view(page, "#diagnose-result")
+    screenshot(page, output_dir, f"diagnosis-{scheme}-{viewport}", full_page=False)
+
+
+def test_a_refusal_leaves_a_clean_page(page, viewport, examples_dir, output_dir, tmp_path):
+    """After a good result, a refused file leaves no debris: no "Error" badges, no empty
+    gallery, no old label in the picker, no "upload an image" beside a loaded file, and one
+    pop-up at a time."""
+    page.get_by_role("tab", name="Diagnosis").click()
+    upload = page.locator("#diagnose-file input[type=file]")
+    upload.set_input_files(str(examples_dir / "00005610_000.jpg"))
+    page.locator("#diagnose-table table").wait_for()
+    wait_picked(page, "%")
+    for name in ("page.png", "page2.png"):
+        bad = tmp_path / name
+        _document_png(bad)
+        page.locator("#diagnose-file").get_by_role("button", name="Clear").click()
+        upload.set_input_files(str(bad))
+        page.locator("#diagnose-error").get_by_text(name).wait_for()
+        page.wait_for_timeout(800)
+    assert page.locator("[data-testid=toast-body]:visible").count() <= 1
+    column = page.locator("#diagnose-result")
+    assert column.get_by_text("Error", exact=True).count() == 0
+    assert page.locator("#diagnose-gallery").is_hidden()
+    assert page.locator("#diagnose-pick input").input_value() == ""
+    assert page.locator("#diagnose-table table").count() == 0
+    summary = page.locator("#diagnose-summary").inner_text()
+    assert "Upload an image" not in summary and "Analysing" not in summary
+    screenshot(page, output_dir, f"refusal-clean-{viewport}", full_page=False)
+
+
+def pdf_text(path: Path) -> str:
+    import subprocess
+
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_report_download(page, viewport, examples_dir, output_dir, tmp_path):
+    """One click on a result gives its PDF report: the label, the disclaimer and the model
+    version in it, and nothing of the upload's name."""
+    from diachestxr import __version__
+
+    page.locator("#screen-file input[type=file]").set_input_files(
+        str(examples_dir / "4fed5061.jpg"))
+    heading = page.locator("#screen-label [data-testid=label-output-value]")
+    heading.wait_for()
+    predicted = heading.inner_text().strip()
+    page.locator("#screen-report").click()
+    link = page.locator("#screen-report-file a").first
+    link.wait_for()
+    with page.expect_download() as download:
+        link.click()
+    pdf = tmp_path / "report.pdf"
+    download.value.save_as(pdf)
+    text = pdf_text(pdf)
+    assert predicted in text and "not for clinical use" in text and __version__ in text
+    assert "4fed5061" not in text
+    screenshot(page, output_dir, f"report-{viewport}", full_page=False)
+
+
+def test_batch_tab(page, viewport, examples_dir, output_dir, tmp_path):
+    """Several files at once: a row per file, the refused ones with their reason, and the
+    table as a CSV."""
+    import csv
+
+    text, document = tmp_path / "notes.png", tmp_path / "page.png"
+    _text_file(text)
+    _document_png(document)
+    good = [examples_dir / "4fed5061.jpg", examples_dir / "00005610_000.jpg"]
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#batch-files input[type=file]").set_input_files(
+        [str(p) for p in (*good, text, document)])
+    page.locator("#batch-run").click()
+    page.locator("#batch-summary").get_by_text("2 of 4 files analysed").wait_for()
+    table = page.locator("#batch-table").inner_text()
+    assert all(p.name in table for p in (*good, text, document))
+    assert "not a recognised image file" in table and "looks like a document" in table
+    assert any(c in table for c in SCREENING_CLASSES)
+    screenshot(page, output_dir, f"batch-{viewport}")
+    with page.expect_download() as download:
+        page.locator("#batch-csv").click()
+    out = tmp_path / "batch.csv"
+    download.value.save_as(out)
+    with out.open(newline="") as f:
+        records = list(csv.DictReader(f))
+    assert [r["file"] for r in records] == [p.name for p in (*good, text, document)]
+    assert [bool(r["error"]) for r in records] == [False, False, True, True]
+    assert all(r["label"] in SCREENING_CLASSES for r in records[:2])

@@ -54,7 +54,7 @@ def test_predict_diagnosis_table_and_json(examples_dir, random_weights_dir):
     proc = run_cli("predict", "--task", "diagnosis", "--json", "--weights", str(random_weights_dir), image)
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(proc.stdout)
-    assert set(rec) == {"file", "task", "probabilities", "findings", "radiograph_check"}
+    assert set(rec) == {"file", "task", "probabilities", "findings", "radiograph_check", "warnings"}
     assert rec["radiograph_check"]["accepted"] and rec["radiograph_check"]["kind"] == "radiograph"
     assert list(rec["probabilities"]) == list(NIH_LABELS)
     assert set(rec["findings"]) == {l for l, p in rec["probabilities"].items() if p >= 0.5}

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from diachestxr import NIH_LABELS, SCREENING_CLASSES
+from diachestxr.inference import findings_at, ranked
 from diachestxr.models import build_model
 from tests.images import chest_like, png_bytes
 
@@ -54,12 +55,24 @@ def test_diagnose_contract(random_predictor, xray):
     d = random_predictor.diagnose(xray)
     assert list(d.probabilities) == list(NIH_LABELS)
     assert all(0.0 <= p <= 1.0 for p in d.probabilities.values())
-    assert d.findings == sorted((l for l in NIH_LABELS if d.probabilities[l] >= d.thresholds[l]),
-                                key=lambda l: -d.probabilities[l])
-    # default maps: the 3 most probable labels, the app's ranking
-    assert list(d.explanations) == sorted(NIH_LABELS, key=lambda l: -d.probabilities[l])[:3]
+    order = ranked(d.probabilities, d.thresholds)
+    assert d.findings == [l for l in order if d.probabilities[l] >= d.thresholds[l]]
+    # default maps: the 3 top-ranked labels, the app's ranking
+    assert list(d.explanations) == order[:3]
     for e in d.explanations.values():
         assert e.cam.shape == (224, 224) and 0.0 <= e.cam.min() and e.cam.max() <= 1.0
+
+
+def test_the_display_ranking_reads_each_label_against_its_own_threshold():
+    """A rare label a little over its low threshold outranks a common one under its high
+    threshold (the app once listed "Hernia 5 %" as a finding below "Pneumonia 51 %"); the
+    findings lead; with one threshold for all it is the order of probability."""
+    probs = {"Pneumonia": 0.51, "Hernia": 0.05, "Effusion": 0.30, "Mass": 0.02}
+    thresholds = {"Pneumonia": 0.60, "Hernia": 0.04, "Effusion": 0.20, "Mass": 0.10}
+    assert ranked(probs, thresholds) == ["Effusion", "Hernia", "Pneumonia", "Mass"]
+    assert findings_at(probs, thresholds) == ["Effusion", "Hernia"]
+    assert ranked(probs, dict.fromkeys(probs, 0.5)) == ["Pneumonia", "Effusion", "Hernia", "Mass"]
+    assert ranked({"a": 1.0, "b": 0.0}, {"a": 1.0, "b": 0.0}) == ["a", "b"]  # no log(0) error
 
 
 def test_diagnose_thresholds_and_labels(random_predictor, xray):

@@ -110,8 +110,7 @@ def test_the_wheel_holds_the_package_and_not_training(wheel, installed_wheel):
                           for r in gradio), gradio
 
 
-def test_the_wheel_installs_a_working_command(installed_wheel, without_gradio, examples_dir,
-                                              tmp_path):
+def test_the_wheel_installs_a_working_command(installed_wheel, without_gradio, tmp_path):
     """Without the [app] extra: predict works (gradio cannot even be imported), and serve
     says which extra to install."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(without_gradio), str(installed_wheel)]),
@@ -126,12 +125,14 @@ def test_the_wheel_installs_a_working_command(installed_wheel, without_gradio, e
     version = subprocess.run([*command, "--version"], cwd=tmp_path, env=env, capture_output=True,
                              text=True, timeout=60)
     assert version.returncode == 0 and version.stdout.startswith("diachestxr "), version.stderr
+    # the README's command line: a sample image the wheel carries, by name
     proc = subprocess.run([*command, "predict", "--task", "screening", "--json",
-                           str(examples_dir / "4fed5061.jpg")], cwd=tmp_path, env=env,
+                           "--sample", "4fed5061.jpg"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record["task"] == "screening" and record["label"]
+    assert Path(record["file"]).is_relative_to(installed_wheel / "diachestxr" / "sample_images")
     # the bundled weights and the sample images travel in the wheel
     where = subprocess.run([sys.executable, "-c", "import diachestxr.weights as w, diachestxr.examples "
                             "as e; print(w.BUNDLED_DIR); print(len(e.list_examples(allow_download=False)))"],

@@ -39,11 +39,11 @@ def diagnosis() -> dict:
 
 
 # ------------------------------------------------------------------------ the rules
-def test_findings_are_the_labels_at_or_above_their_threshold_most_probable_first():
+def test_findings_are_the_labels_at_or_above_their_threshold_furthest_above_first():
     from diachestxr.inference import findings_at
 
     probs = {"a": 0.4, "b": 0.9, "c": 0.5, "d": 0.5}
-    assert findings_at(probs, {"a": 0.5, "b": 0.95, "c": 0.5, "d": 0.1}) == ["c", "d"]
+    assert findings_at(probs, {"a": 0.5, "b": 0.95, "c": 0.5, "d": 0.1}) == ["d", "c"]
     assert findings_at(probs, dict.fromkeys(probs, 0.0)) == ["b", "c", "d", "a"]
     assert findings_at(probs, dict.fromkeys(probs, 1.0)) == []
 
@@ -60,7 +60,7 @@ def test_rethresholding_in_the_app_uses_the_package_rule(diagnosis):
 
 
 def test_headline_auroc_reads_the_structured_metrics():
-    from diachestxr.inference import headline_auroc
+    from diachestxr.card import headline_auroc
 
     assert headline_auroc(None) is None
     assert headline_auroc({"per_class": {}, "macro_auroc": 0.61}) == 0.61
@@ -84,25 +84,49 @@ def _info(**kw) -> views.ModelInfo:
                               "location": "bundled with the app", **kw})
 
 
-def test_model_markdown_names_the_model_and_warns_when_weak_or_confounded():
-    plain = views.model_markdown("diagnosis", _info(headline={"test images": 151,
-                                                              "mean AUROC": 0.774}))
-    assert "**DenseNet-121**" in plain and "the checkpoint bundled with the app" in plain
-    assert "test images 151 · mean AUROC 0.77" in plain and "⚠️" not in plain
-    weak = views.model_markdown("diagnosis", _info(test_auroc=0.55))
-    assert "Weak model" in weak and "0.55" in weak
-    assert "Weak model" not in views.model_markdown("diagnosis", _info(test_auroc=0.7))
-    adult = {"covid19_vs_non_covid19_auroc": 0.954, "normal": {"called_normal": 0.88},
-             "pneumonia": {"called_normal": 0.32}}
-    confounded = views.model_markdown("screening", _info(arch="alexnet", adult=adult))
-    assert "confounds disease with age" in confounded and "**0.95**" in confounded
-    assert "**88%**" in confounded and "32%" in confounded
+def test_model_markdown_names_the_model_leads_with_its_outlook_and_warns_when_weak():
+    outlook = ("On hospitals it never saw: AUROC 0.84-0.97.", "Its pooled test split: 0.99.")
+    plain = views.model_markdown("screening", _info(arch="alexnet", outlook=outlook,
+                                                    stranger_auroc=0.84))
+    assert "**AlexNet**" in plain and "the checkpoint bundled with the app" in plain
+    assert "<b>How far to trust it:</b> On hospitals it never saw" in plain and "⚠️" not in plain
+    assert plain.index("never saw") < plain.index("pooled")  # the stranger's figure leads
+    weak = views.model_markdown("diagnosis", _info(stranger_auroc=0.63))
+    assert "Weak model" in weak and "0.63" in weak
+    assert "Weak model" not in views.model_markdown("diagnosis", _info(stranger_auroc=0.7))
     hub = views.model_markdown("screening", _info(source="hub", location="me/models@v1"))
     assert "the Hugging Face Hub (`me/models@v1`)" in hub
-    held_out = views.model_markdown("screening", _info(
-        arch="alexnet", headline={"accuracy": 0.9}, held_out={"a": 0.84, "b": 0.97, "c": 0.9}))
-    assert "never saw (3 sources" in held_out and "**0.84-0.97**" in held_out
-    assert held_out.index("never saw") < held_out.index("On its test split")  # it leads
+
+
+def test_every_answer_carries_the_disclaimer_its_outlook_and_its_warnings():
+    note = views.trust_note(_info(outlook=("On hospitals it never saw: AUROC 0.84-0.97.", "x")))
+    assert "not a diagnosis" in note and "AUROC 0.84-0.97" in note and "x" not in note[-5:]
+    assert "not a diagnosis" in views.trust_note(None)
+    result = {"label": "Normal", "confidences": {"COVID-19": 0.1, "Pneumonia": 0.2, "Normal": 0.7},
+              "warnings": ["Low resolution: the image is 48 x 48 px <small>"]}
+    caption = views.screening_caption(result, note)
+    assert "⚠️ Low resolution: the image is 48 x 48 px &lt;small&gt;" in caption
+    assert "AUROC 0.84-0.97" in caption
+    assert views.warning_lines({"warnings": []}) == ""
+
+
+def test_the_outlook_of_the_bundled_models_leads_with_a_strangers_film():
+    from diachestxr.card import outlook, stranger_auroc
+    import json
+
+    from diachestxr.weights import BUNDLED_DIR
+
+    screening, diagnosis = (json.loads((BUNDLED_DIR / f"{task}.json").read_text())
+                            for task in ("screening", "diagnosis"))
+    first = outlook(screening)[0]
+    assert first.startswith("Trained without one of") and "AUROC of 0." in first
+    assert "pooled" in outlook(screening)[-1]
+    broad = diagnosis["test_metrics"]["by_source_group"]["broad"]["mean_auroc"]
+    assert f"mean AUROC of {broad:.2f}" in outlook(diagnosis)[0]
+    assert stranger_auroc(diagnosis) == broad  # below 0.7: the tab warns
+    held = [e["against_unseen_adults"]["covid19_vs_non_covid19_auroc"]
+            for r in screening["leave_one_hospital_out"] for e in r["by_source"].values()]
+    assert stranger_auroc(screening) == min(held)
 
 
 def test_the_bundled_screening_card_and_header_lead_with_hospitals_it_never_saw():
@@ -135,17 +159,22 @@ def test_diagnosis_table_marks_findings_and_escapes(diagnosis):
 
 def test_diagnosis_summary_says_what_a_finding_means(diagnosis):
     summary = views.diagnosis_summary(diagnosis, specificity=0.95)
-    assert summary.startswith(f"**{len(diagnosis['findings'])} findings at the operating point:**")
-    assert "one threshold for every label" not in summary
+    assert summary.startswith(f"**{len(diagnosis['findings'])} findings:** Hernia 83% (threshold 50%)")
+    assert "95% of validation radiographs without the label stay below it" in summary
+    prevalence = dict.fromkeys(NIH_LABELS, 0.1)
+    worded = views.diagnosis_summary(diagnosis, 0.95, prevalence, trust="<span>note</span>")
+    assert "Hernia 83% (8.3x its usual rate, threshold 50%)" in worded
+    assert worded.index("findings:") < worded.index("<span>note</span>")
     one = {**diagnosis, "thresholds": dict.fromkeys(NIH_LABELS, 0.5)}
     assert "at least 0.50 (one threshold for every label)" in views.diagnosis_summary(one)
     none = _diagnosis_result(diagnosis["probabilities"], dict.fromkeys(NIH_LABELS, 0.99))
     assert none["findings"] == []
-    assert views.diagnosis_summary(none).startswith("**No finding at the operating point.** "
-                                                    "Most probable: Hernia (83%)")
-    assert "95% of the validation radiographs" in views.operating_point(diagnosis["thresholds"], 0.95)
-    assert views.operating_point(diagnosis["thresholds"], None) == (
-        "A finding is a probability at or above its label's threshold.")
+    assert views.diagnosis_summary(none).startswith("**No finding above its threshold.** "
+                                                    "Closest: Hernia 83% (threshold 99%)")
+    assert "own label's threshold" in views.operating_point(diagnosis["thresholds"], None)
+    table = views.diagnosis_table(diagnosis, prevalence)
+    assert "vs usual" in table and "8.3x" in table
+    assert "vs usual" not in views.diagnosis_table(diagnosis)  # a checkpoint without the rates
 
 
 def test_captions_and_picker(diagnosis):

@@ -17,7 +17,9 @@ from ..inference import Predictor
 from ..io import MAX_FILE_BYTES, quiet_pydicom
 from ..registry import TASKS
 from . import views
+from .mcp_server import enable as enable_mcp
 from .service import Service, load_predictors
+from .batch import batch_tab
 from .tabs import task_tab
 
 CSS_PATH = Path(__file__).with_name("style.css")
@@ -46,6 +48,7 @@ def build_demo(predictors: Mapping[str, Predictor] | None = None,
         with gr.Tabs(overflow_behavior="wrap"):
             for task in TASKS:
                 task_tab(task, service, examples)
+            batch_tab(service)
         gr.Markdown(f"DiaChestXR {__version__} · {views.DISCLAIMER} · Use the API: `/screen` and "
                     "`/diagnose` (link at the bottom of the page).", elem_classes=["small"])
     # Gradio's cached copies of the sample images serve every visitor: never deleted after use
@@ -68,7 +71,9 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None,
     """Serve `demo` (blocks until stopped). host and port default to GRADIO_SERVER_NAME and
     GRADIO_SERVER_PORT (Hugging Face Spaces sets them), else 127.0.0.1:7860.
     SIGTERM (`docker stop`, a Space restart) stops it as Ctrl-C does: Gradio shuts down and
-    deletes its upload cache, and the results folder goes at exit (session.ResultFiles)."""
+    deletes its upload cache, and the results folder goes at exit (session.ResultFiles).
+    The API functions are also MCP tools, at <url>/gradio_api/mcp/ (streamable HTTP; SSE at
+    .../mcp/sse); GRADIO_MCP_SERVER=false turns that off (see mcp_server)."""
     quiet_pydicom()  # its log lines carry tag values: patient data in the server's log
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # -> KeyboardInterrupt
@@ -76,4 +81,5 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None,
                 server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                 share=share, max_file_size=MAX_FILE_BYTES,
                 allowed_paths=list(demo.allowed_paths), theme=theme(), css_paths=[CSS_PATH],
-                footer_links=["api", "gradio"])
+                footer_links=["api", "gradio"],
+                mcp_server=enable_mcp())

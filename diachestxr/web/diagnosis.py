@@ -1,5 +1,5 @@
 """The Diagnosis tab: the 14 NIH ChestX-ray14 probabilities against their thresholds, the
-heatmaps of the most probable labels, and any label's map beside the radiograph."""
+heatmaps of the top-ranked labels (inference.ranked), and any label's map beside the radiograph."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class DiagnosisUI(TaskUI):
     api_inputs = ("calibrated", "threshold", "alpha", "method")
     clear_outputs = ("summary", "table", "json", "overlays", "download", "compare", "pick",
                      "state", "error")
+    status = "summary"
 
     def layout(self, parts: Parts, examples: Sequence[Example]) -> None:
         with gr.Column(scale=4, min_width=280):
@@ -36,13 +37,14 @@ class DiagnosisUI(TaskUI):
             parts["summary"] = gr.Markdown(views.NO_RESULT, elem_id="diagnose-summary")
             parts["table"] = gr.HTML(elem_id="diagnose-table")
             parts["download"] = widgets.download_button(self.prefix)
+            widgets.report_widgets(parts, self.prefix)
             parts["json"] = widgets.result_json(self.api_name)
         with gr.Column(scale=5, min_width=320):
             self._maps_column(parts)
 
     def _maps_column(self, parts: Parts) -> None:
-        """The radiograph beside one label's heatmap (the most probable first), and the
-        API's overlays: the most probable labels; a click shows one above."""
+        """The radiograph beside one label's heatmap (the top-ranked first), and the API's
+        overlays: the top-ranked labels; a click shows one above."""
         parts["pick"] = gr.Dropdown(choices=self._label_choices(), value=None,
                                     label="Show the heatmap for (any label)",
                                     elem_id="diagnose-pick")
@@ -50,9 +52,9 @@ class DiagnosisUI(TaskUI):
         gr.Markdown("Left of the handle: the radiograph; right: the heatmap (drag the handle to "
                     "compare).", elem_classes=["small"])
         widgets.colour_bar()
-        gr.Markdown("**Heatmaps of the most probable labels** (▲ = finding): click one to see "
+        gr.Markdown("**Heatmaps of the top-ranked labels** (▲ = finding): click one to see "
                     "it beside the radiograph", elem_classes=["small"])
-        parts["overlays"] = gr.Gallery(label="Heatmaps of the most probable labels",
+        parts["overlays"] = gr.Gallery(label="Heatmaps of the top-ranked labels",
                                        show_label=False, format="png", columns=3, height="auto",
                                        object_fit="contain", allow_preview=False, buttons=[],
                                        interactive=False, elem_id="diagnose-gallery")
@@ -61,9 +63,10 @@ class DiagnosisUI(TaskUI):
         return views.label_choices(get_spec(self.task).labels)
 
     def clear(self) -> tuple:
-        return (views.NO_RESULT, "", None, None,
+        return (views.NO_RESULT, "", None, gr.Gallery(value=None, visible=False),
                 gr.DownloadButton(value=None, interactive=False), None,
-                gr.Dropdown(choices=self._label_choices()), None, gr.Markdown("", visible=False))
+                gr.Dropdown(choices=self._label_choices(), value=None), None,
+                gr.Markdown("", visible=False))
 
     def views(self, parts: Parts) -> list[dict]:
         return [dict(fn=self.view, inputs=[parts["state"]], api_visibility="private",
@@ -76,16 +79,16 @@ class DiagnosisUI(TaskUI):
         """UI only: the summary line and the table of all 14 probabilities."""
         if not state:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        result = state["result"]
-        specificity = self.service.model_info(self.task).specificity
+        result, info = state["result"], self.service.model_info(self.task)
         # the top-ranked thumbnail highlighted: the slider shows its map
-        return (views.diagnosis_summary(result, specificity), views.diagnosis_table(result),
-                gr.DownloadButton(interactive=True), gr.Gallery(selected_index=0))
+        return (views.diagnosis_summary(result, info.specificity, info.prevalence, self._trust()),
+                views.diagnosis_table(result, info.prevalence),
+                gr.DownloadButton(interactive=True), gr.Gallery(selected_index=0, visible=True))
 
     def pick(self, label: str | None, opacity: float, state: SessionState | None) -> tuple:
         """UI only: the radiograph beside the map of the label the user picked (by default
-        the most probable one), from the maps already computed. The picker lists every label
-        with its caption, most probable first, and names the label shown."""
+        the top-ranked one), from the maps already computed. The picker lists every label
+        with its caption, in the result's order, and names the label shown."""
         if not state:
             return gr.skip(), None, state
         result = state["result"]

@@ -20,6 +20,7 @@ class ScreeningUI(TaskUI):
     api_inputs = ("alpha", "method")
     clear_outputs = ("label", "overlays", "compare", "caption", "json", "download", "pick",
                      "state", "error")
+    status = "caption"
 
     def layout(self, parts: Parts, examples: Sequence[Example]) -> None:
         with gr.Column(scale=4, min_width=280):
@@ -42,6 +43,7 @@ class ScreeningUI(TaskUI):
             parts["alpha"] = widgets.opacity_slider(self.prefix)
             parts["method"] = widgets.method_choice(self.prefix)
             parts["download"] = widgets.download_button(self.prefix)
+            widgets.report_widgets(parts, self.prefix)
             parts["json"] = widgets.result_json(self.api_name)
 
     def clear(self) -> tuple:
@@ -50,18 +52,21 @@ class ScreeningUI(TaskUI):
 
     def views(self, parts: Parts) -> list[dict]:
         outputs = ("label", "pick", "caption", "download", "compare", "state")
-        return [dict(fn=self.view, inputs=[parts["state"], parts["alpha"]],
+        return [dict(fn=self.view, inputs=[parts["state"], parts["alpha"], parts["pick"]],
                      outputs=[parts[name] for name in outputs], api_visibility="private")]
 
-    def view(self, state: SessionState | None, opacity: float) -> tuple:
+    def view(self, state: SessionState | None, opacity: float, picked: str | None = None) -> tuple:
         """UI only: the label widget, the class picker and the radiograph beside its heatmap
-        after a run."""
+        after a run: the predicted class's, or the class the user picked before a new map
+        method (a new upload clears the pick)."""
         if not state:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), state
         result = state["result"]
-        label = result["label"]
+        label = picked if picked in state["cams"] else result["label"]
+        caption = (views.screening_caption(result, self._trust()) if label == result["label"]
+                   else views.class_caption(result, label))
         return (self.service.files.label_json(views.label_value(result)),
-                gr.Radio(value=label, interactive=True), views.screening_caption(result),
+                gr.Radio(value=label, interactive=True), caption,
                 gr.DownloadButton(interactive=True),
                 self.service.compare(state, label, opacity), state)
 

@@ -19,7 +19,7 @@ import numpy as np
 from .. import __version__
 from ..card import demote_headings
 from ..explain import DEFAULT_ALPHA, DEFAULT_METHOD
-from ..inference import TOP_FINDINGS, Predictor, findings_at, headline_auroc
+from ..inference import TOP_FINDINGS, Predictor, findings_at, ranked
 from ..io import ImageReadError
 from ..registry import TASKS
 from ..weights import WeightsError
@@ -132,12 +132,11 @@ class Service:
         if task not in self._infos:  # the checkpoint does not change while the app runs
             predictor = self.predictors[task]
             info = predictor.info(task)
-            metrics = info.get("test_metrics") or {}
             self._infos[task] = views.ModelInfo(
                 arch=info["arch"], source=info["source"], location=info["location"],
-                headline=info["headline_metrics"], test_auroc=headline_auroc(metrics),
-                adult=metrics.get("adult"), held_out=info.get("held_out_hospitals") or {},
-                specificity=predictor.operating_point(task).get("specificity"))
+                outlook=tuple(info["outlook"]), stranger_auroc=info["stranger_auroc"],
+                specificity=predictor.operating_point(task).get("specificity"),
+                prevalence=info["prevalence"])
         return self._infos[task]
 
     def card(self, task: str) -> str:
@@ -158,7 +157,9 @@ class Service:
     # -------------------------------------------------------------------- screening
     def screen(self, image: str, opacity: float = DEFAULT_ALPHA, method: str = DEFAULT_METHOD
                ) -> tuple[dict, str, str, SessionState]:
-        """Screen one chest X-ray (PNG, JPEG or DICOM) for COVID-19 / Pneumonia / Normal.
+        """Research demo, not for clinical use. Screens one frontal chest radiograph (PNG, JPEG
+        or DICOM; an MCP client sends an http(s) or base64 data: URL) for COVID-19 / Pneumonia
+        / Normal, with a Grad-CAM heatmap.
 
         method: the map method (gradcam, gradcam++, xgradcam, hirescam, layercam).
         Returns (result, overlay, result_file): result = {"task", "file", "label",
@@ -186,15 +187,17 @@ class Service:
     def diagnose(self, image: str, calibrated_thresholds: bool = True, threshold: float = 0.5,
                  opacity: float = DEFAULT_ALPHA, method: str = DEFAULT_METHOD
                  ) -> tuple[dict, list[tuple[str, str]], str, SessionState]:
-        """Probabilities of the 14 NIH ChestX-ray14 findings for one chest X-ray.
+        """Research demo, not for clinical use. Probabilities of the 14 NIH ChestX-ray14
+        findings for one frontal chest radiograph (PNG, JPEG or DICOM; an MCP client sends an
+        http(s) or base64 data: URL), with Grad-CAM heatmaps.
 
         calibrated_thresholds: use the checkpoint's per-label thresholds (default); if False,
         `threshold` applies to every label. method: the map method (gradcam, gradcam++,
         xgradcam, hirescam, layercam). Returns (result, overlays, result_file): result =
-        {"task", "file", "probabilities" {label: p, most probable first}, "thresholds",
-        "findings" [labels at or above threshold, most probable first], "explained" [the
-        mapped labels: the most probable], "method", "model", "version", "disclaimer"};
-        overlays = heatmaps of the most probable labels (a gallery: [{"image": PNG, "caption":
+        {"task", "file", "probabilities" {label: p, furthest above its own threshold first}, "thresholds",
+        "findings" [labels at or above their threshold, in that order], "explained" [the
+        mapped labels: the first three], "method", "model", "version", "disclaimer"};
+        overlays = heatmaps of those labels (a gallery: [{"image": PNG, "caption":
         ...}]); result_file = the result as JSON.
         """
         predictor = self.predictor("diagnosis")
@@ -211,11 +214,10 @@ class Service:
             # all 14 maps cost about as much as one: every label the user picks is ready
             r = predictor.diagnose(path, thresholds=thresholds, explain="all",
                                    alpha=float(opacity), method=method)
-        probabilities = dict(sorted(r.probabilities.items(), key=lambda kv: -kv[1]))
-        check = {k: v for k, v in r.to_dict().items() if k == "radiograph_check"}  # gate on
-        result = self._stamp({"task": "diagnosis", "file": file_id, "probabilities": probabilities,
-                              "explained": list(probabilities)[:TOP_FINDINGS], "method": method,
-                              **check}, "diagnosis")
+        extra = {k: v for k, v in r.to_dict().items() if k in ("warnings", "radiograph_check")}
+        result = self._stamp({"task": "diagnosis", "file": file_id,
+                              "probabilities": r.probabilities, "method": method, **extra},
+                             "diagnosis")
         state = session.new_state(r, result, self.files)
         return self.diagnosis_outputs(self.rethreshold(state, thresholds), opacity, r.image)
 
@@ -225,10 +227,15 @@ class Service:
 
     @staticmethod
     def rethreshold(state: SessionState, thresholds: Mapping[str, float]) -> SessionState:
-        """The state with its result's findings at these thresholds (no model run)."""
+        """The state with its result at these thresholds (no model run): the findings, and
+        the probabilities and mapped labels in the display order (inference.ranked)."""
         result = state["result"]
-        findings = findings_at(result["probabilities"], thresholds)
-        return {**state, "result": {**result, "thresholds": dict(thresholds), "findings": findings}}
+        order = ranked(result["probabilities"], thresholds)
+        probabilities = {label: result["probabilities"][label] for label in order}
+        return {**state, "result": {**result, "probabilities": probabilities,
+                                    "thresholds": dict(thresholds),
+                                    "findings": findings_at(probabilities, thresholds),
+                                    "explained": order[:TOP_FINDINGS]}}
 
     def diagnosis_outputs(self, state: SessionState, opacity: float, image: np.ndarray | None = None
                           ) -> tuple[dict, list[tuple[str, str]], str, SessionState]:
@@ -239,7 +246,7 @@ class Service:
 
     def gallery(self, state: SessionState, opacity: float, image: np.ndarray | None = None
                 ) -> list[tuple[str, str]]:
-        """The overlays of the mapped labels (the most probable), with their captions."""
+        """The overlays of the mapped labels (the top-ranked), with their captions."""
         result, empty = state["result"], session.empty_maps(state)
         if image is None:  # a redraw: read the radiograph back once for every thumbnail
             with user_errors(result.get("file") or "image"):
@@ -274,6 +281,20 @@ class Service:
         calibrated, threshold, opacity, method = inputs
         return self._diagnose(self.predictor(task), state["original"], file_id,
                               self.thresholds(calibrated, threshold), opacity, method)
+
+    def report(self, task: str, state: SessionState | None) -> str:
+        """The PDF report of the session's last result: its radiograph, maps, figures and
+        model (diachestxr.report), drawn from what the session keeps (no model run)."""
+        from ..report import write_report
+
+        if not state:
+            raise _error(views.UPLOAD_FIRST, "No result yet")
+        result = state["result"]
+        with user_errors(result.get("file") or "report"):
+            out = self.files.path(f"diachestxr-{task}-report.pdf")
+            write_report(out, result, session.radiograph(state), state["cams"],
+                         self.predictor(task).info(task))
+        return str(out)
 
     def failure(self, task: str, image: Any) -> str:
         """Why the last run of `task` on this upload failed: the message its run kept (the

@@ -43,12 +43,16 @@ def task_tab(task: str, service: Service, examples: Sequence[Example]) -> TaskUI
 
 def _wire(ui: TaskUI, p: Parts) -> None:
     """The event chain both tabs share (see the module doc), then the task's own events."""
-    clear = dict(fn=ui.clear, outputs=[p[n] for n in ui.clear_outputs], queue=False,
-                 api_visibility="private")
+    def and_report(fn: Callable) -> Callable:  # the last result's report goes with it
+        return lambda: (*fn(), gr.File(value=None, visible=False))
+
+    clear = dict(fn=and_report(ui.clear), queue=False, api_visibility="private",
+                 outputs=[*(p[n] for n in ui.clear_outputs), p["report_file"]])
+    analysing = {**clear, "fn": and_report(ui.analysing), "js": views.CLOSE_TOASTS}
     inputs = [p["file"], *(p[n] for n in ui.api_inputs)]
     outputs = [p[n] for n in API_OUTPUTS]
     # queued: it re-reads the upload, so it counts against the concurrency limit too
-    failed = dict(fn=_failure(ui), inputs=[p["file"]], outputs=[p["error"]],
+    failed = dict(fn=_failure(ui), inputs=[p["file"]], outputs=[p["error"], p[ui.status]],
                   api_visibility="private")
 
     def after(event: gr.events.Dependency) -> gr.events.Dependency:
@@ -57,16 +61,20 @@ def _wire(ui: TaskUI, p: Parts) -> None:
         return event
 
     def analyse(start: gr.events.Dependency, **api) -> None:
-        step = start.then(ui.api, inputs=inputs, outputs=outputs, **api)
+        # the progress shows on the status line ("analysing…"), not on every output box
+        step = start.then(ui.api, inputs=inputs, outputs=outputs, show_progress_on=p[ui.status],
+                          **api)
         after(step).then(fn=None, js=views.scroll_js(f"{ui.prefix}-result"))
         step.failure(**failed).then(fn=None, js=views.scroll_js(f"{ui.prefix}-error", whole=True))
 
-    analyse(gr.on([p["run"].click, p["file"].upload], **clear), api_name=ui.api_name)
+    analyse(gr.on([p["run"].click, p["file"].upload], **analysing), api_name=ui.api_name)
     if p["examples"] is not None:
-        analyse(p["examples"].load_input_event.then(**clear), api_visibility="private")
+        analyse(p["examples"].load_input_event.then(**analysing), api_visibility="private")
     p["file"].clear(**clear)
     after(p["method"].input(_again(ui), inputs=[p["state"], *inputs[1:]], outputs=outputs,
                             api_visibility="private"))
+    p["report"].click(_report(ui), inputs=[p["state"]], outputs=[p["report_file"]],
+                      api_visibility="private")
     ui.wire(p, after)
 
 
@@ -77,10 +85,17 @@ def _again(ui: TaskUI) -> Callable:
     return again
 
 
+def _report(ui: TaskUI) -> Callable:
+    def report(state) -> gr.File:
+        """UI only: the PDF report of the last result (diachestxr.report)."""
+        return gr.File(value=ui.service.report(ui.task, state), visible=True)
+    return report
+
+
 def _failure(ui: TaskUI) -> Callable:
-    def explain(image) -> gr.Markdown:
-        """UI only: after a failed run, the reason stays on the page beside the upload (the
-        toast fades)."""
-        return gr.Markdown(views.failure_markdown(ui.service.failure(ui.task, image)),
-                           visible=True)
+    def explain(image) -> tuple[gr.Markdown, str]:
+        """UI only: after a failed run, the reason stays on the page beside the upload, and
+        the status line no longer says "analysing"."""
+        return (gr.Markdown(views.failure_markdown(ui.service.failure(ui.task, image)),
+                            visible=True), "")
     return explain

@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 import gradio as gr
 
 from ..examples import Example
+from . import views
 from .service import Service
 from .widgets import Parts
 
@@ -26,6 +27,7 @@ class TaskUI:
     action: str  # the run button's text
     api_inputs: tuple[str, ...]  # the parts the API function takes after the file
     clear_outputs: tuple[str, ...]  # the parts `clear` resets, in its order
+    status: str  # the part (in clear_outputs) that says "analysing" while the model runs
 
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -39,6 +41,10 @@ class TaskUI:
         """The endpoint's function (service.screen or service.diagnose)."""
         return getattr(self.service, self.api_name)
 
+    def _trust(self) -> str:
+        """The note beside every answer of this task (views.trust_note)."""
+        return views.trust_note(self.service.model_info(self.task))
+
     def layout(self, parts: Parts, examples: Sequence[Example]) -> None:
         """Build the tab's columns (inside a gr.Row), naming each component in `parts`;
         the upload column, "alpha", "method", "json", "overlays" and "download" are
@@ -48,6 +54,12 @@ class TaskUI:
     def clear(self) -> tuple:
         """UI only: forget the previous image's result (and error)."""
         raise NotImplementedError
+
+    def analysing(self) -> tuple:
+        """UI only: `clear`, and say that the analysis runs until its answer replaces it."""
+        values = list(self.clear())
+        values[self.clear_outputs.index(self.status)] = views.ANALYSING
+        return tuple(values)
 
     def views(self, parts: Parts) -> list[dict]:
         """The events that draw a new result on the page, run one after the other."""

@@ -7,11 +7,11 @@ import html
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-DISCLAIMER = "Research demo — not for clinical use."
+from ..registry import ARCH_NAMES, DISCLAIMER, METHOD_NAMES
+
 NOTICE = (f"**⚠️ {DISCLAIMER}** The models were trained on small public datasets; their "
           "output is not a diagnosis and must not guide patient care. Upload a frontal "
           "chest radiograph (PNG, JPEG or DICOM) or click a sample image.")
-ARCH_NAMES = {"alexnet": "AlexNet", "densenet121": "DenseNet-121"}
 SOURCE_NAMES = {"local": "a local folder", "hub": "the Hugging Face Hub",
                 "bundled": "the checkpoint bundled with the app"}
 WEAK_AUROC = 0.7  # below this test AUROC the tab warns that its outputs are mostly wrong
@@ -19,32 +19,36 @@ NO_RESULT = "Upload an image (or click a sample) to see the 14 probabilities."
 TAB_TITLES = {"screening": "**COVID-19, Pneumonia or Normal** from one frontal chest radiograph.",
               "diagnosis": "**The 14 NIH ChestX-ray14 findings** (several may apply) from one "
                            "frontal chest radiograph."}
-COMPARE_HINT = ("Left of the handle: the radiograph; right: the heatmap (drag the handle to "
-                "compare). Warm colours mark the regions that raised this class's score.")
+COMPARE_HINT = ("Drag the handle from the left edge to uncover the radiograph under the "
+                "heatmap. Warm colours mark the regions that raised this class's score.")
 COMPARE_LABEL = "Radiograph | heatmap"
-METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "xgradcam": "XGrad-CAM",
-                "hirescam": "HiResCAM", "layercam": "LayerCAM"}
 # What the heatmap colours mean (pytorch-grad-cam draws with OpenCV's JET colour map).
 COLOUR_BAR = ("<div class='cbar'><span>low</span><div class='cbar-ramp'></div><span>high</span></div>"
               "<div class='cbar-note'>how much a region raised the score of the class shown; "
-              "no colour: an empty map</div>")
+              "no colour: an empty map. Grad-CAM is coarse (a 7x7 or 13x13 grid, enlarged): it "
+              "shows what the model used, not where a disease is, and often lights up film "
+              "edges, shoulders or text.</div>")
 UPLOAD_FIRST = "Upload a chest X-ray first (PNG, JPEG or DICOM)."
+ANALYSING = "⏳ **Analysing the radiograph…**"
+# a new input closes the pop-ups of the previous one (its reason stays in the error box)
+CLOSE_TOASTS = "() => { document.querySelectorAll('.toast-close').forEach(b => b.click()); return []; }"
 INTERNAL_ERROR = ("The analysis failed because of an internal error (logged on the server). "
                   "Try another image.")
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the page says about one loaded model (built from `Predictor`'s accessors)."""
+    """What the page says about one loaded model (built from `Predictor.info`)."""
 
     arch: str
     source: str  # "local" | "hub" | "bundled"
     location: str  # public: never a server path
-    headline: Mapping[str, object] = field(default_factory=dict)  # the card's lead numbers
-    test_auroc: float | None = None  # inference.headline_auroc of the test metrics
-    adult: Mapping | None = None  # screening's adults-only test metrics, where measured
-    held_out: Mapping[str, float] = field(default_factory=dict)  # screening: source -> AUROC
+    # how far to trust an answer, in words: the stranger's-film figures first, the pooled
+    # test figure last (diachestxr.card.outlook)
+    outlook: Sequence[str] = ()
+    stranger_auroc: float | None = None  # diachestxr.card.stranger_auroc: the weak notice's figure
     specificity: float | None = None  # diagnosis: the operating point's validation specificity
+    prevalence: Mapping[str, float] = field(default_factory=dict)  # diagnosis: label -> training share
 
 
 def pretty(label: str) -> str:
@@ -57,48 +61,32 @@ def unavailable(task: str, error: str) -> str:
 
 # ------------------------------------------------------------------------ the models
 def model_markdown(task: str, info: ModelInfo | None, error: str | None = None) -> str:
-    """The tab's line on its model: architecture, where the weights came from, the test
-    figures, and the warnings a reader of those figures needs."""
+    """The tab's line on its model: architecture, where the weights came from, how far to
+    trust it (the figure that predicts a stranger's film first), and the weak-model notice."""
     if info is None:
         return f"⚠️ **The {task} model is not loaded.** {error or ''}".rstrip()
     where = "" if info.source == "bundled" else f" (`{info.location}`)"
     text = (f"Model: **{ARCH_NAMES.get(info.arch, info.arch)}** · weights from "
             f"{SOURCE_NAMES.get(info.source, info.source)}{where}")
-    text += _held_out_line(info.held_out)  # first: what predicts a stranger's film
-    headline = " · ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
-                          for k, v in info.headline.items() if v is not None)
-    if headline:
-        text += f"  \nOn its test split: {headline} (research data; see *About the model*)"
-    return text + _adult_banner(info.adult) + _weak_banner(info.test_auroc)
+    if info.outlook:
+        text += ("  \n<span class='dx-outlook'><b>How far to trust it:</b> "
+                 + html.escape(" ".join(info.outlook)) + "</span>")
+    return text + _weak_banner(info.stranger_auroc)
 
 
-def _held_out_line(held_out: Mapping[str, float]) -> str:
-    if not held_out:
-        return ""
-    low, high = min(held_out.values()), max(held_out.values())
-    return (f"  \nOn hospitals its training never saw ({len(held_out)} sources, each left out "
-            f"in turn): COVID-19 told from other adults' radiographs with an AUROC of "
-            f"**{low:.2f}-{high:.2f}**, and the share of COVID-19 found at the operating point "
-            f"is lower than on the test split (see *About the model*).")
-
-
-def _adult_banner(adult: Mapping | None) -> str:
-    if not adult:
-        return ""
-    return (f"  \n⚠️ The screening data confounds disease with age (every COVID-19 image is "
-            f"an adult, nearly every other a child), which flatters these scores. On adults "
-            f"only: COVID-19 against other adults' radiographs AUROC "
-            f"**{adult['covid19_vs_non_covid19_auroc']:.2f}**; adult Normal called Normal "
-            f"**{adult['normal']['called_normal']:.0%}**; adult Pneumonia called Normal "
-            f"{adult['pneumonia']['called_normal']:.0%}.")
+def trust_note(info: ModelInfo | None) -> str:
+    """Beside every answer (a phone user never sees the header): what the answer is, and the
+    one figure that predicts how it does on a stranger's film."""
+    first = f" {info.outlook[0]}" if info and info.outlook else ""
+    return f"<span class='dx-legend'>Model output for research, not a diagnosis.{first}</span>"
 
 
 def _weak_banner(auroc: float | None) -> str:
     if auroc is None or auroc >= WEAK_AUROC:
         return ""
-    return (f"  \n⚠️ **Weak model:** a test AUROC of {auroc:.2f} is close to chance (0.5); "
-            "its findings are mostly wrong — use this tab to explore the pipeline, not the "
-            "image.")
+    return (f"  \n⚠️ **Weak model:** on films like a stranger's its AUROC is {auroc:.2f}, "
+            "close to chance (0.5); its findings are mostly wrong. Use this tab to explore "
+            "the pipeline, not the image.")
 
 
 def tab_heading(task: str, info: ModelInfo | None, error: str | None = None) -> str:
@@ -106,6 +94,12 @@ def tab_heading(task: str, info: ModelInfo | None, error: str | None = None) -> 
 
 
 # ----------------------------------------------------------------------- both tasks
+def warning_lines(result: Mapping) -> str:
+    """The result's own warnings (e.g. a low-resolution upload), where a reader cannot miss them."""
+    return "".join(f"  \n<span class='dx-warning'>⚠️ {html.escape(w)}</span>"
+                   for w in result.get("warnings") or ())
+
+
 def check_line(result: Mapping) -> str:
     """The radiograph check's score, so a user can see how sure the gate was."""
     check = result.get("radiograph_check")
@@ -168,12 +162,14 @@ def called_note(result: Mapping) -> str:
             "; below the COVID-19 operating point, so the more probable of the others")
 
 
-def screening_caption(result: Mapping) -> str:
-    """The caption under the slider after a run: the predicted class's map."""
+def screening_caption(result: Mapping, trust: str = "") -> str:
+    """The caption under the slider after a run: the predicted class's map, the result's
+    warnings, and `trust` (trust_note: what the answer is worth)."""
     label = result["label"]
     return (f"Heatmap for **{label}**, the predicted class "
             f"({result['confidences'][label]:.0%}{called_note(result)}). "
-            + COMPARE_HINT + check_line(result))
+            + COMPARE_HINT + warning_lines(result) + (f"  \n{trust}" if trust else "")
+            + check_line(result))
 
 
 def class_caption(result: Mapping, label: str) -> str:
@@ -204,53 +200,76 @@ def short_caption(result: Mapping, label: str, empty: bool = False) -> str:
 
 
 def operating_point(thresholds: Mapping[str, float], specificity: float | None) -> str:
-    """What a finding means with the thresholds in use, in words (`specificity`: the
-    validation specificity the checkpoint's own thresholds keep, if it says)."""
+    """What a finding means with the thresholds in use, and how the labels are ordered, in
+    words (`specificity`: the validation specificity the checkpoint's own thresholds keep)."""
     if len(set(thresholds.values())) == 1:
         return (f"A finding is a probability of at least {next(iter(thresholds.values())):.2f} "
-                "(one threshold for every label).")
-    if specificity:
-        return (f"A finding scores higher than {specificity:.0%} of the validation radiographs "
-                "without it (its threshold); the probabilities below rank suspicions, they "
-                "are not diagnoses.")
-    return "A finding is a probability at or above its label's threshold."
+                "(one threshold for every label); labels are listed most probable first.")
+    keeps = (f", set so that {specificity:.0%} of validation radiographs without the label "
+             "stay below it" if specificity else "")
+    return ("A finding is a probability at or above its own label's threshold" + keeps + ". "
+            "Labels are listed by how far they sit above or below that threshold: the "
+            "labels' scales differ, so a rare label at 5 % can mean more than a common one "
+            "at 50 %.")
 
 
-def diagnosis_summary(result: Mapping, specificity: float | None = None) -> str:
-    """The line above the table: the findings (or the most probable labels), what a finding
-    means here, and the radiograph check's score."""
-    probs, findings = result["probabilities"], result["findings"]
+def usual_rate(result: Mapping, label: str, prevalence: Mapping[str, float]) -> str:
+    """e.g. "3.1x its usual rate": the probability against the share of training radiographs
+    with the label (its calibrated probabilities make the two comparable); "" when the
+    checkpoint does not record that share."""
+    base = prevalence.get(label)
+    return f"{result['probabilities'][label] / base:.1f}x its usual rate" if base else ""
+
+
+def _in_words(result: Mapping, label: str, prevalence: Mapping[str, float]) -> str:
+    rate = usual_rate(result, label, prevalence)
+    return (f"{pretty(label)} {result['probabilities'][label]:.0%} "
+            f"({rate + ', ' if rate else ''}threshold {result['thresholds'][label]:.0%})")
+
+
+def diagnosis_summary(result: Mapping, specificity: float | None = None,
+                      prevalence: Mapping[str, float] | None = None, trust: str = "") -> str:
+    """The lines above the table: the findings (or the labels closest to their threshold),
+    each against its threshold and its usual rate, what a finding means, the result's
+    warnings, `trust` (trust_note) and the radiograph check's score."""
+    findings, prevalence = result["findings"], prevalence or {}
     if findings:
         plural = "s" if len(findings) > 1 else ""
-        text = (f"**{len(findings)} finding{plural} at the operating point:** "
-                + ", ".join(f"{pretty(l)} ({probs[l]:.0%})" for l in findings))
+        text = (f"**{len(findings)} finding{plural}:** "
+                + "; ".join(_in_words(result, l, prevalence) for l in findings))
     else:
-        text = ("**No finding at the operating point.** Most probable: "
-                + ", ".join(f"{pretty(l)} ({probs[l]:.0%})" for l in list(probs)[:3]))
+        text = ("**No finding above its threshold.** Closest: "
+                + "; ".join(_in_words(result, l, prevalence) for l in list(result["probabilities"])[:2]))
     point = operating_point(result["thresholds"], specificity)
-    return text + f"  \n<span class='dx-legend'>{point}</span>" + check_line(result)
+    return (text + f"  \n<span class='dx-legend'>{point}</span>" + warning_lines(result)
+            + (f"  \n{trust}" if trust else "") + check_line(result))
 
 
-def diagnosis_table(result: Mapping) -> str:
-    """All the probabilities (in the result's order, most probable first) as bars, each
-    with its threshold's tick; findings in bold."""
-    thr, findings = result["thresholds"], result["findings"]
+def diagnosis_table(result: Mapping, prevalence: Mapping[str, float] | None = None) -> str:
+    """All the probabilities (in the result's order: furthest above their threshold first)
+    as bars, each with its threshold's tick and its usual rate; findings in bold."""
+    thr, findings, prevalence = result["thresholds"], result["findings"], prevalence or {}
     rows = []
     for label, p in result["probabilities"].items():
         hit = label in findings
+        rate = usual_rate(result, label, prevalence).replace(" its usual rate", "")
         rows.append(
             f"<tr class='{'hit' if hit else ''}'>"
             f"<td class='name'>{'▲ ' if hit else ''}{html.escape(pretty(label))}</td>"
             f"<td class='bar'><div class='track'>"
             f"<div class='fill' style='width:{p * 100:.1f}%'></div>"
             f"<div class='thr' style='left:{thr[label] * 100:.1f}%'></div></div></td>"
-            f"<td class='num'>{p:.1%}</td><td class='num thrnum'>{thr[label]:.2f}</td></tr>")
+            f"<td class='num'>{p:.1%}</td><td class='num thrnum'>{thr[label]:.0%}</td>"
+            + (f"<td class='num'>{rate}</td>" if prevalence else "") + "</tr>")
+    rate_head = "<th class='num' title='the probability against the share of training " \
+                "radiographs with this label'>vs usual</th>" if prevalence else ""
     return ("<div class='dx-scroll'><table class='dx-table'><thead><tr><th>Label</th>"
-            "<th>Probability</th><th></th><th class='num'>Threshold</th></tr></thead><tbody>"
-            + "".join(rows)
-            + "</tbody></table></div>"
-            "<p class='dx-legend'>▲ bold, orange: a finding (probability at or above its "
-            "threshold). The black tick on each bar marks the threshold.</p>")
+            "<th>Probability</th><th></th><th class='num'>Threshold</th>" + rate_head
+            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
+            "<p class='dx-legend'>▲ bold: a finding (probability at or above its own "
+            "threshold, the black tick on its bar)."
+            + (" vs usual: the probability against the share of training radiographs with "
+               "the label." if prevalence else "") + "</p>")
 
 
 def label_choices(labels: Iterable[str]) -> list[tuple[str, str]]:
@@ -259,7 +278,7 @@ def label_choices(labels: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def pick_choices(result: Mapping, empty: Iterable[str] = ()) -> list[tuple[str, str]]:
-    """The label picker after a result: every label with its caption, most probable first
+    """The label picker after a result: every label with its caption, in the result's order
     (`empty`: the labels whose map is empty)."""
     empty = set(empty)
     return [(short_caption(result, name, name in empty), name) for name in result["probabilities"]]

@@ -59,6 +59,13 @@ def download_button(prefix: str) -> gr.DownloadButton:
                              elem_id=f"{prefix}-download")
 
 
+def report_widgets(parts: Parts, prefix: str) -> None:
+    """A button that makes the PDF report of the last result, and the file it gives."""
+    parts["report"] = gr.Button("Make a PDF report", size="sm", elem_id=f"{prefix}-report")
+    parts["report_file"] = gr.File(label="Report (PDF)", visible=False, interactive=False,
+                                   elem_id=f"{prefix}-report-file")
+
+
 def result_json(api_name: str) -> gr.JSON:
     """The result as the API returns it, folded away."""
     with gr.Accordion(f"Result as JSON (what the /{api_name} API returns)", open=False):
@@ -67,8 +74,9 @@ def result_json(api_name: str) -> gr.JSON:
 
 def compare_slider(prefix: str, max_height: int) -> gr.ImageSlider:
     """The radiograph beside a heatmap (download: the heatmap, the slider's second image)."""
+    # the handle starts at the left edge: the whole heatmap shows until the user drags it
     return gr.ImageSlider(label=views.COMPARE_LABEL, type="filepath", format="png",
-                          interactive=False, max_height=max_height,
+                          interactive=False, max_height=max_height, slider_position=0,
                           buttons=["download", "fullscreen"], elem_id=f"{prefix}-compare",
                           elem_classes=["compare"])
 
