@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import profile
 from .card import headline_metrics, held_out_aurocs, outlook, stranger_auroc
 from .calibration import probabilities as calibrated_probabilities, temperature_of
 from .explain import (DEFAULT_ALPHA, DEFAULT_METHOD, HeadExplainer, check_method, class_target,
@@ -210,11 +211,13 @@ class Predictor:
         with tqdm(total=len(images), desc=f"{task}", unit="img", disable=not progress) as bar:
             for start in range(0, len(images), batch_size):
                 chunk = images[start:start + batch_size]
-                grays = [read_xray(im, names[start + i] if names else None)
-                         for i, im in enumerate(chunk)]
-                verdicts = self._check(grays, chunk, names[start:] if names else None)
-                x = torch.stack([eval_tensor(g, spec) for g in grays]).to(self.device)
-                with torch.no_grad():
+                with profile.step("read"):
+                    grays = [read_xray(im, names[start + i] if names else None)
+                             for i, im in enumerate(chunk)]
+                with profile.step("gate"):
+                    verdicts = self._check(grays, chunk, names[start:] if names else None)
+                with profile.step("model"), torch.no_grad():
+                    x = torch.stack([eval_tensor(g, spec) for g in grays]).to(self.device)
                     activations = trunk(x.contiguous(memory_format=torch.channels_last))
                     logits = head(activations).float().cpu()
                 if spec.multilabel:
@@ -227,8 +230,9 @@ class Predictor:
                     called = screening_predictions(probs, spec.labels, covid19_threshold)
                     per_image = ([[class_target(int(c))] for c in called] if per_result
                                  else [targets] * len(grays))
-                maps = (self._explainers[task].maps(activations, per_image, spec.input_size, method)
-                        if any(per_image) else [()] * len(grays))
+                with profile.step("maps"):
+                    maps = (self._explainers[task].maps(activations, per_image, spec.input_size,
+                                                        method) if any(per_image) else [()] * len(grays))
                 for i, (gray, row, row_maps) in enumerate(zip(grays, logits, maps)):
                     display = _display_image(gray)
                     explanations = {}

@@ -66,6 +66,18 @@ def _no_hub(monkeypatch):
 STARTUP_TIMEOUT_S = 180  # importing torch + gradio and building two models on a busy CPU
 
 
+README_PORT = 7860  # the port the README's gradio_client snippet names
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -128,5 +140,8 @@ def running_app(weights_dir: Path | None, examples_dir: Path | None, log_path: P
 def app_url(examples_dir, tmp_path_factory) -> Iterator[str]:
     """The app as a fresh clone runs it: bundled weights, no network."""
     log_path = tmp_path_factory.mktemp("app") / "app.log"
-    with running_app(None, examples_dir, log_path) as url:
+    # on the README's port when it is free: its gradio_client snippet then runs against this
+    # server instead of starting another (tests/test_readme.py)
+    port = README_PORT if port_is_free(README_PORT) else None
+    with running_app(None, examples_dir, log_path, port=port) as url:
         yield url

@@ -17,7 +17,7 @@ from diachestxr.calibration import (ECE_BINS, expected_calibration_error, fit_te
                                     map_threshold, outcomes, prevalence, reliability,
                                     temperature_of)
 from diachestxr.inference import findings_at, ranked
-from diachestxr.labels import NIH_LABELS, SCREENING_CLASSES, UNKNOWN
+from diachestxr.labels import NIH_LABELS, UNKNOWN
 from diachestxr.metrics import operating_points
 from tests.images import chest_like
 

@@ -116,7 +116,7 @@ def test_screen_a_sample_image_as_the_api_does(app_url):
     assert list(answer["confidences"]) == list(SCREENING_CLASSES)
     assert sum(answer["confidences"].values()) == pytest.approx(1.0, abs=1e-4)
     assert answer["disclaimer"].startswith("Research demo")
-    assert [c.mimeType for c in result.content if c.type == "image"] == ["image/png"]  # heatmap
+    assert [c.mimeType for c in result.content if c.type == "image"] == ["image/jpeg"]  # heatmap
     assert any(t.endswith("diachestxr-screening.json") for t in texts(result))
     assert not copies_left(payload)
     # the same answer as the HTTP API's for the same image

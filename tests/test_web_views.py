@@ -231,10 +231,10 @@ def test_result_files_make_their_folder_on_first_use_and_drop_old_ones(tmp_path,
     first = Path(files.json({"task": "diagnosis", "file": "upload-0123456789ab"}))
     assert first.name == "diachestxr-diagnosis.json" and first.is_file()
     now += 30
-    second = Path(files.png(np.zeros((8, 8, 3), np.uint8)))
+    second = Path(files.jpeg(np.zeros((8, 8, 3), np.uint8)))
     monkeypatch.setattr(session.Path, "iterdir", lambda self: pytest.fail("the folder was scanned"))
     now += 40  # the first is 70 s old, the second 40 s
-    third = Path(files.png(np.zeros((8, 8, 3), np.uint8)))
+    third = Path(files.jpeg(np.zeros((8, 8, 3), np.uint8)))
     assert not first.parent.exists() and second.is_file() and third.is_file()
 
 
@@ -255,7 +255,7 @@ def test_result_files_are_removed_at_exit(tmp_path):
     """The folder is registered for removal at exit: Ctrl-C and SIGTERM (web.launch turns it
     into Ctrl-C) both end in a normal exit."""
     code = ("from diachestxr.web.session import ResultFiles\n"
-            "f = ResultFiles(); print(f.png(__import__('numpy').zeros((8, 8), 'uint8')))")
+            "f = ResultFiles(); print(f.jpeg(__import__('numpy').zeros((8, 8), 'uint8')))")
     proc = _run(code, TMPDIR=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert Path(proc.stdout.strip()).is_relative_to(tmp_path)
@@ -272,11 +272,15 @@ def test_a_redraw_after_the_files_expired_says_so(tmp_path):
     state = {"original": original, "cams": {"Normal": cam}, "result": {}}
     from PIL import Image
 
-    with Image.open(draw(state, "Normal", 0.5, files)) as im:
+    first = draw(state, "Normal", 0.5, files)
+    with Image.open(first) as im:
         assert im.size == (30, 40) and im.mode == "RGB"
+    assert draw(state, "Normal", 0.5, files) == first  # drawn once: the API's and the page's
+    with Image.open(draw(state, "Normal", 0.5, files, side=20)) as im:
+        assert im.size == (15, 20)  # a thumbnail
     Path(original).unlink()
     with pytest.raises(ResultExpired, match="upload the image again"):
-        draw(state, "Normal", 0.5, files)
+        draw(state, "Normal", 0.6, files)
 
 
 def test_the_service_without_the_radiograph_check(random_predictor, examples_dir, tmp_path):

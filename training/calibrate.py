@@ -219,8 +219,9 @@ def plot_reliability(report: dict, path: Path, task: str) -> Path:
         ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", xlabel=f"mean {what}",
                ylabel="observed frequency (true class / label present)",
                title=f"{task}, {'validation' if split == 'val' else 'test'} split (n = {n} images)")
+        unit = "images" if task == "screening" else "label cells"
         ax.legend(loc="upper left", fontsize=8, title=f"{ECE_BINS} equal-width bins; "
-                                                       "dot area ~ share of cells",
+                                                       f"dot area ~ share of {unit}",
                   title_fontsize=7)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

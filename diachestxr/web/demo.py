@@ -17,9 +17,9 @@ from ..inference import Predictor
 from ..io import MAX_FILE_BYTES, quiet_pydicom
 from ..registry import TASKS
 from . import views
+from .batch import batch_tab
 from .mcp_server import enable as enable_mcp
 from .service import Service, load_predictors
-from .batch import batch_tab
 from .tabs import task_tab
 
 CSS_PATH = Path(__file__).with_name("style.css")

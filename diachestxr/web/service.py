@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import gradio as gr
 import numpy as np
 
-from .. import __version__
+from .. import __version__, profile
 from ..card import demote_headings
 from ..explain import DEFAULT_ALPHA, DEFAULT_METHOD
 from ..inference import TOP_FINDINGS, Predictor, findings_at, ranked
@@ -95,9 +95,10 @@ def consumed(image: Any, keep: frozenset[str] = frozenset()) -> Iterator[str]:
     try:
         yield path
     finally:
-        if path not in keep:
-            session.forget_upload(path)
-        session.release_memory()
+        with profile.step("cleanup"):
+            if path not in keep:
+                session.forget_upload(path)
+            session.release_memory()
 
 
 def _path(image: Any) -> str:
@@ -164,11 +165,11 @@ class Service:
         method: the map method (gradcam, gradcam++, xgradcam, hirescam, layercam).
         Returns (result, overlay, result_file): result = {"task", "file", "label",
         "confidences" {class: p, summing to 1}, "explained", "method", "model", "version",
-        "disclaimer"}; overlay = the heatmap of the predicted class on the image (PNG, the
+        "disclaimer"}; overlay = the heatmap of the predicted class on the image (JPEG, the
         input's aspect, at most 1024 px); result_file = the result as a JSON file.
         """
         predictor = self.predictor("screening")
-        with consumed(image, self.shared_files) as path:
+        with profile.timed("/screen"), consumed(image, self.shared_files) as path:
             return self._screen(predictor, path, upload_id(Path(path).name), opacity, method)
 
     def _screen(self, predictor: Predictor, path: str, file_id: str, opacity: float, method: str
@@ -179,9 +180,12 @@ class Service:
             r = predictor.screen(path, explain="all", alpha=float(opacity), method=method)
         result = self._stamp({**r.to_dict(), "file": file_id, "explained": r.label,
                               "method": method}, "screening")
-        state = session.new_state(r, result, self.files)
-        overlay = self.draw(state, r.label, opacity, image=r.image)
-        return result, overlay, self.files.json(result), state
+        with profile.step("state"):
+            state = session.new_state(r, result, self.files)
+        with profile.step("overlay"):
+            overlay = self.draw(state, r.label, opacity, image=r.image)
+        with profile.step("json"):
+            return result, overlay, self.files.json(result), state
 
     # -------------------------------------------------------------------- diagnosis
     def diagnose(self, image: str, calibrated_thresholds: bool = True, threshold: float = 0.5,
@@ -194,15 +198,16 @@ class Service:
         calibrated_thresholds: use the checkpoint's per-label thresholds (default); if False,
         `threshold` applies to every label. method: the map method (gradcam, gradcam++,
         xgradcam, hirescam, layercam). Returns (result, overlays, result_file): result =
-        {"task", "file", "probabilities" {label: p, furthest above its own threshold first}, "thresholds",
-        "findings" [labels at or above their threshold, in that order], "explained" [the
-        mapped labels: the first three], "method", "model", "version", "disclaimer"};
-        overlays = heatmaps of those labels (a gallery: [{"image": PNG, "caption":
-        ...}]); result_file = the result as JSON.
+        {"task", "file", "probabilities" {label: p, furthest above its own threshold
+        first}, "thresholds", "findings" [labels at or above their threshold, in that
+        order], "explained" [the mapped labels: the first three], "warnings", "method",
+        "model", "version", "disclaimer"}; overlays = heatmaps of those labels (a gallery of
+        JPEG thumbnails, at most 320 px: [{"image", "caption"}]); result_file = the result
+        as JSON.
         """
         predictor = self.predictor("diagnosis")
         thresholds = self.thresholds(calibrated_thresholds, threshold)
-        with consumed(image, self.shared_files) as path:
+        with profile.timed("/diagnose"), consumed(image, self.shared_files) as path:
             return self._diagnose(predictor, path, upload_id(Path(path).name), thresholds,
                                   opacity, method)
 
@@ -218,7 +223,8 @@ class Service:
         result = self._stamp({"task": "diagnosis", "file": file_id,
                               "probabilities": r.probabilities, "method": method, **extra},
                              "diagnosis")
-        state = session.new_state(r, result, self.files)
+        with profile.step("state"):
+            state = session.new_state(r, result, self.files)
         return self.diagnosis_outputs(self.rethreshold(state, thresholds), opacity, r.image)
 
     def thresholds(self, calibrated: bool, threshold: float) -> dict[str, float]:
@@ -242,7 +248,10 @@ class Service:
         """(result, gallery, result file, state): the table and the gallery share one
         ranking, the probability."""
         result = state["result"]
-        return result, self.gallery(state, opacity, image), self.files.json(result), state
+        with profile.step("gallery"):
+            gallery = self.gallery(state, opacity, image)
+        with profile.step("json"):
+            return result, gallery, self.files.json(result), state
 
     def gallery(self, state: SessionState, opacity: float, image: np.ndarray | None = None
                 ) -> list[tuple[str, str]]:
@@ -251,15 +260,15 @@ class Service:
         if image is None:  # a redraw: read the radiograph back once for every thumbnail
             with user_errors(result.get("file") or "image"):
                 image = session.radiograph(state)
-        return [(self.draw(state, label, opacity, image),
+        return [(self.draw(state, label, opacity, image, side=session.THUMB_SIDE),
                  views.short_caption(result, label, label in empty))
                 for label in result["explained"]]
 
     # ---------------------------------------------------------------------- redraws
     def draw(self, state: SessionState, label: str, opacity: float,
-             image: np.ndarray | None = None) -> str:
+             image: np.ndarray | None = None, side: int | None = None) -> str:
         with user_errors(state["result"].get("file") or "image"):
-            return session.draw(state, label, opacity, self.files, image)
+            return session.draw(state, label, opacity, self.files, image, side)
 
     def compare(self, state: SessionState, label: str, opacity: float) -> tuple[str, str]:
         """(the radiograph, its heatmap for `label`) for a comparison slider, both at the

@@ -43,8 +43,12 @@ RESULT_TTL_S = 900
 # file RESULT_TTL_S already removed raises ResultExpired.
 STATE_TTL_S = 900
 STATE_MAP_SIDE = 64
+DISPLAY_JPEG_QUALITY = 92  # the page's images: no visible loss on a radiograph or a heatmap
+THUMB_SIDE = 320  # the diagnosis gallery's thumbnails: drawn this large at most
 
-SessionState = dict  # {"original": PNG path, "cams": {label: uint8 map}, "result": API dict}
+# {"original": the radiograph's PNG, "cams": {label: uint8 map}, "result": API dict,
+#  "drawn": {(label, opacity, side): overlay JPEG already made}}
+SessionState = dict
 
 
 class ResultExpired(Exception):
@@ -92,14 +96,21 @@ class ResultFiles:
             shutil.rmtree(self._root, ignore_errors=True)
             self._made.clear()
 
-    def png(self, image: np.ndarray, name: str = "heatmap.png") -> str:
-        """An image as a PNG file, encoded once, at a fast compression level."""
-        from PIL import Image
+    def jpeg(self, image: np.ndarray, name: str = "heatmap.jpg") -> str:
+        """A heatmap for the page as a JPEG file: a third of a fast PNG's encoding time and
+        size, so less for Gradio to hash, copy and send (the PDF report and the CLI keep
+        lossless images for what a user takes away)."""
+        out = self.path(name)
+        cv2.imwrite(str(out), _bgr(image), [cv2.IMWRITE_JPEG_QUALITY, DISPLAY_JPEG_QUALITY])
+        return str(out)
 
+    def png(self, image: np.ndarray, name: str) -> str:
+        """An image as a lossless PNG at a fast compression level (the session's radiograph:
+        a new map method reads it again, and must see what the first answer saw)."""
         from ..registry import PNG_COMPRESS_LEVEL
 
         out = self.path(name)
-        Image.fromarray(image).save(out, compress_level=PNG_COMPRESS_LEVEL)
+        cv2.imwrite(str(out), _bgr(image), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL])
         return str(out)
 
     def json(self, result: Mapping[str, Any]) -> str:
@@ -180,6 +191,10 @@ def forget_upload(path: str | os.PathLike) -> None:
         pass
 
 
+def _bgr(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else image[..., ::-1]  # OpenCV writes colour as BGR
+
+
 def release_memory() -> None:
     """Give freed heap memory back to the system after a request (glibc keeps it otherwise:
     a 49 MP upload's buffers, freed, would stay in the server's footprint). No-op elsewhere."""
@@ -205,7 +220,7 @@ def new_state(prediction: Any, result: dict, files: ResultFiles) -> SessionState
                               (STATE_MAP_SIDE, STATE_MAP_SIDE), interpolation=cv2.INTER_AREA)
             for label, e in prediction.explanations.items()}
     return {"original": files.png(prediction.image, "radiograph.png"), "cams": cams,
-            "result": result}
+            "result": result, "drawn": {}}
 
 
 def empty_maps(state: SessionState) -> list[str]:
@@ -223,11 +238,21 @@ def radiograph(state: SessionState) -> np.ndarray:
 
 
 def draw(state: SessionState, label: str, opacity: float, files: ResultFiles,
-         image: np.ndarray | None = None) -> str:
-    """The overlay PNG of `label`'s map on the radiograph (`image`: the radiograph when the
-    caller has it in memory, else it is read back from the session's PNG)."""
+         image: np.ndarray | None = None, side: int | None = None) -> str:
+    """The overlay of `label`'s map on the radiograph, as a JPEG at most `side` px (None: the
+    result's size), drawn once per session, label, opacity and size (the API's overlay and
+    the page's slider are one file). `image`: the radiograph when the caller has it in
+    memory, else it is read back from the session's copy."""
     from ..explain import overlay
+    from ..io import shrink
 
+    key = (label, round(float(opacity), 3), side)
+    drawn = state.setdefault("drawn", {})
+    if key in drawn and Path(drawn[key]).is_file():
+        return drawn[key]
     gray = radiograph(state) if image is None else image
+    if side:
+        gray = shrink(gray, side)
     cam = state["cams"][label].astype(np.float32) / 255.0
-    return files.png(overlay(gray, cam, float(opacity)))
+    drawn[key] = files.jpeg(overlay(gray, cam, float(opacity)))
+    return drawn[key]
