@@ -46,8 +46,11 @@ def random_weights(out: Path) -> Path:
     return write_random_checkpoints(out)
 
 
+TRIVIAL = "trivial"  # --trivial: the second server is benchmarks/trivial_app.py
+
+
 def start_app(weights: Path | None, log_path: Path,
-              repo: Path = ROOT) -> tuple[subprocess.Popen, str, float]:
+              repo: Path | str = ROOT) -> tuple[subprocess.Popen, str, float]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -57,7 +60,10 @@ def start_app(weights: Path | None, log_path: Path,
         env["DIACHESTXR_WEIGHTS_DIR"] = str(weights)
     url = f"http://127.0.0.1:{port}/"
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=repo, env=env,
+    command = ([sys.executable, str(ROOT / "benchmarks" / "trivial_app.py")] if repo == TRIVIAL
+               else [sys.executable, "app.py"])
+    env["PYTHONPATH"] = str(ROOT)  # the trivial app takes the queue settings from the package
+    proc = subprocess.Popen(command, cwd=ROOT if repo == TRIVIAL else repo, env=env,
                             stdout=log_path.open("w"), stderr=subprocess.STDOUT)
     while True:
         if proc.poll() is not None:
@@ -163,6 +169,29 @@ def throughputs(urls: dict[str, str], images: list[Path], clients: int, calls: i
     return merged
 
 
+def profile_table(log: str) -> dict:
+    """{request or start-up name: {"n", "total_ms", "steps": {step: median ms}}} from the
+    app's DIACHESTXR_PROFILE=1 lines (diachestxr.profile), medians over the lines of a name."""
+    seen: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    for line in log.splitlines():
+        if "diachestxr.profile:" not in line:
+            continue
+        head, _, steps = line.split("diachestxr.profile:", 1)[1].partition(" ms")
+        name, total = head.strip().rsplit(" ", 1)
+        parsed: dict[str, float] = {}
+        for item in steps.removeprefix(": ").split(" · ") if steps else ():
+            step, _, ms = item.rpartition(" ")
+            parsed[step] = parsed.get(step, 0.0) + float(ms)  # a step met twice: its sum
+        seen.setdefault(name, []).append((float(total), parsed))
+    table = {}
+    for name, rows in seen.items():
+        names = list(dict.fromkeys(step for _, steps in rows for step in steps))
+        table[name] = {"n": len(rows), "total_ms": round(statistics.median(t for t, _ in rows), 1),
+                       "steps": {step: round(statistics.median(r.get(step, 0.0) for _, r in rows), 1)
+                                 for step in names}}
+    return table
+
+
 def ratios(repo: dict, against: dict) -> dict:
     """repo / against for the medians, the cold start and throughput (< 1: repo is faster,
     except answers per second, where > 1 is)."""
@@ -186,14 +215,24 @@ def main() -> None:
                         help="concurrent /screen clients for the throughput run (0: skip it)")
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "examples")
     parser.add_argument("--repo", type=Path, default=ROOT, help="the checkout whose app.py runs")
-    parser.add_argument("--against", type=Path, help="a second checkout, measured in the same run")
+    against = parser.add_mutually_exclusive_group()
+    against.add_argument("--against", type=Path, help="a second checkout, measured in the same run")
+    against.add_argument("--trivial", action="store_true",
+                         help="measure against benchmarks/trivial_app.py (the same Gradio, no "
+                              "work) in the same run: the app's cost as ratios of the floor")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the app with DIACHESTXR_PROFILE=1 and add the median of each "
+                             "step of its requests and start-up (from its log)")
     args = parser.parse_args()
 
     images = sorted(p for p in args.images.iterdir()
                     if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".dcm"))
     if not images:
         sys.exit(f"no images in {args.images}")
-    repos = {"repo": args.repo, **({"against": args.against} if args.against else {})}
+    if args.profile:
+        os.environ["DIACHESTXR_PROFILE"] = "1"
+    second = TRIVIAL if args.trivial else args.against
+    repos = {"repo": args.repo, **({"against": second} if second else {})}
     procs = []
     with tempfile.TemporaryDirectory(prefix="app-latency-") as tmp:
         weights = random_weights(Path(tmp) / "weights") if args.random else args.weights
@@ -214,12 +253,14 @@ def main() -> None:
             for proc in procs:
                 proc.terminate()
                 proc.wait(timeout=30)
+        if args.profile:
+            runs["repo"]["profile"] = profile_table((Path(tmp) / "repo.log").read_text())
     report = {"benchmark": "app_latency",
               "weights": "random" if args.random else str(args.weights or "app default"),
               "images": str(args.images), "warmup_calls": args.warmup,
               "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                           "platform": platform.platform()}}
-    if args.against:
+    if second:
         report.update(runs=runs, ratios=ratios(runs["repo"], runs["against"]))
     else:  # the single-checkout report run_all.py reads
         report.update({k: v for k, v in runs["repo"].items() if k != "checkout"},

@@ -40,8 +40,8 @@ def timed(name: str) -> Iterator[None]:
     finally:
         total = (time.perf_counter() - start) * 1000
         _local.steps = None
-        log.info("%s %.1f ms: %s", name, total,
-                 " · ".join(f"{n} {ms:.1f}" for n, ms in steps) or "no steps")
+        log.info("%s %.1f ms%s", name, total,
+                 ": " + " · ".join(f"{n} {ms:.1f}" for n, ms in steps) if steps else "")
 
 
 @contextmanager

@@ -313,14 +313,25 @@ def test_diagnosis_tab(page, viewport, examples_dir, output_dir):
     assert table.evaluate("t => t.parentElement.scrollWidth <= t.parentElement.clientWidth")
     # the result is on screen after the upload (on a phone the app scrolls to it)
     wait_in_view(page, "#diagnose-result")
-    # the most probable label beside the radiograph, named in the picker
     assert_compare_loaded(page, "#diagnose-compare", readable_width(viewport))
-    top = table.locator("tbody tr td.name").first.inner_text().replace("▲", "").strip()
-    wait_picked(page, top)
-    # the heatmaps of the most probable labels (lazy images: loaded once near the viewport)
+    # the heatmaps of the top-ranked labels, in the table's order (lazy images: loaded once
+    # near the viewport)
     assert page.locator("#diagnose-gallery img").count() == 3
     page.wait_for_function("() => [...document.querySelectorAll('#diagnose-gallery img')]"
                            ".every(img => img.complete && img.naturalWidth > 0)")
+    rows = [n.replace("▲", "").strip().splitlines()[0]  # the label, not its "× usual" line
+            for n in table.locator("tbody tr td.name").all_inner_texts()]
+    thumbs = page.locator("#diagnose-gallery .caption-label").all_inner_texts()
+    assert [_caption_label(c) for c in thumbs] == rows[:3]
+    # beside the radiograph: the top-ranked label whose map shows something (the picker's
+    # captions say which are empty), named in the picker
+    wait_picked(page, "%")
+    picked = page.locator("#diagnose-pick input").input_value()
+    first_drawn = next((c for c in thumbs if "empty map" not in c), None)
+    if first_drawn:
+        assert picked == first_drawn, (picked, thumbs)
+    else:  # the top three maps are empty: a lower label whose map is not, if any
+        assert _caption_label(picked) not in rows[:3] or "empty map" in picked, (picked, thumbs)
     assert_file_label_clear(page, "diagnose")
     screenshot(page, output_dir, f"diagnosis-{viewport}-view", full_page=False)
     path = screenshot(page, output_dir, f"diagnosis-{viewport}")
@@ -334,7 +345,7 @@ def test_diagnosis_tab(page, viewport, examples_dir, output_dir):
     page.locator("#diagnose-pick input").click()
     # (the selected option's text starts with a check mark on a line of its own)
     options = [o.strip().splitlines()[-1] for o in page.get_by_role("option").all_inner_texts()]
-    shown = {_caption_label(c) for c in captions}
+    shown = {_caption_label(c) for c in [*captions, picked]}  # not on screen already
     other = next((o for o in options if "empty map" not in o and _caption_label(o) not in shown),
                  None)
     assert other, f"no label outside the gallery has a non-empty map: {options}"

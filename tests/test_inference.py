@@ -140,3 +140,15 @@ def test_screening_predictions_rule():
     assert list(screening_predictions(probs, SCREENING_CLASSES)) == [1, 2, 0]  # arg-max
     assert list(screening_predictions(probs, SCREENING_CLASSES, 0.25)) == [0, 2, 0]
     assert list(screening_predictions(probs, SCREENING_CLASSES, 0.65)) == [1, 2, 2]
+
+
+def test_a_small_image_is_answered_with_a_low_resolution_warning(random_predictor, xray):
+    """Under 128 px on its shorter side the model sees an enlarged blur: the answer says so
+    (the app shows it beside the result; the API and CLI carry it in "warnings")."""
+    import cv2
+
+    small = cv2.resize(xray, (48, 60), interpolation=cv2.INTER_AREA)
+    warned = random_predictor.screen(small).to_dict()["warnings"]
+    assert len(warned) == 1 and "48 x 60 px" in warned[0] and "under 128 px" in warned[0]
+    assert random_predictor.diagnose(cv2.resize(xray, (128, 300))).to_dict()["warnings"] == []
+    assert random_predictor.diagnose(small).to_dict()["warnings"] == warned

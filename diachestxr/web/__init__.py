@@ -56,10 +56,14 @@ def build_demo(predictors: Mapping[str, "Predictor"] | None = None,
     """The web app as a gr.Blocks (queued, not launched). predictors: {task: Predictor}
     (None: load each task's model, from `weights_dir` or the usual order: local folder,
     Hub, bundled). examples: the sample images (None: diachestxr.examples.list_examples())."""
-    require_gradio()
-    from .demo import build_demo as build
+    from .. import profile
 
-    return build(predictors, examples, weights_dir=weights_dir)
+    with profile.timed("start-up"):  # DIACHESTXR_PROFILE=1: one line with each step's time
+        with profile.step("import gradio"):
+            require_gradio()
+        with profile.step("import torch and the app"):
+            from .demo import build_demo as build
+        return build(predictors, examples, weights_dir=weights_dir)
 
 
 def launch(demo: "gr.Blocks", host: str | None = None, port: int | None = None,

@@ -3,6 +3,7 @@ launched (the same for `python app.py` and `diachestxr serve`)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -11,7 +12,7 @@ from typing import Mapping, Sequence
 
 import gradio as gr
 
-from .. import __version__
+from .. import __version__, profile
 from ..examples import Example, list_examples
 from ..inference import Predictor
 from ..io import MAX_FILE_BYTES, quiet_pydicom
@@ -20,16 +21,12 @@ from . import views
 from .batch import batch_tab
 from .mcp_server import enable as enable_mcp
 from .service import Service, load_predictors
+from .settings import (CACHE_SWEEP_S, CACHE_TTL_S, QUEUE_CONCURRENCY, QUEUE_MAX_SIZE,
+                       TORCH_THREADS)
 from .tabs import task_tab
 
 CSS_PATH = Path(__file__).with_name("style.css")
-QUEUE_CONCURRENCY = 4  # model calls per event at once (torch runs them side by side)
-QUEUE_MAX_SIZE = 64  # beyond this, new requests are told the queue is full instead of waiting
-# Gradio's own copies of results (and any upload not deleted after its answer): files older
-# than CACHE_TTL_S go, checked every CACHE_SWEEP_S; all of them when the server stops
-CACHE_TTL_S, CACHE_SWEEP_S = 900, 300
-
-
+log = logging.getLogger("diachestxr.web")
 def build_demo(predictors: Mapping[str, Predictor] | None = None,
                examples: Sequence[Example] | None = None, *,
                weights_dir: str | os.PathLike | None = None) -> gr.Blocks:
@@ -37,12 +34,17 @@ def build_demo(predictors: Mapping[str, Predictor] | None = None,
     `weights_dir` or the usual order; a task without a checkpoint gets a tab that says why).
     examples: the sample images (None: diachestxr.examples.list_examples())."""
     errors: dict[str, str] = {}
+    import torch
+
+    torch.set_num_threads(TORCH_THREADS)  # the server's, not the library's (settings.py)
     if predictors is None:
-        predictors, errors = load_predictors(weights_dir=weights_dir)
+        with profile.step("models"):
+            predictors, errors = load_predictors(weights_dir=weights_dir)
     examples = list_examples() if examples is None else list(examples)
+    warm_up(predictors, examples)
     service = Service(predictors, errors)
-    with gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
-                   delete_cache=(CACHE_SWEEP_S, CACHE_TTL_S)) as demo:
+    with profile.step("page"), gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
+                                         delete_cache=(CACHE_SWEEP_S, CACHE_TTL_S)) as demo:
         gr.Markdown("# DiaChestXR · chest X-ray screening and diagnosis with Grad-CAM")
         gr.Markdown(views.NOTICE, elem_id="notice")
         with gr.Tabs(overflow_behavior="wrap"):
@@ -61,6 +63,28 @@ def build_demo(predictors: Mapping[str, Predictor] | None = None,
     return demo
 
 
+def warm_up(predictors: Mapping[str, Predictor], examples: Sequence[Example]) -> threading.Thread:
+    """Off the first visitor's path, while the page is built and Gradio starts: import
+    pytorch-grad-cam (about 1 s here: it imports scikit-learn) and run each model once, maps
+    included, on a sample image (first calls pay one-time costs). In a background thread;
+    a failure only logs (the first real request then pays those costs itself)."""
+    sample = next((e.path for e in examples), None)
+
+    def run() -> None:
+        with profile.timed("warm-up"):
+            try:
+                import pytorch_grad_cam  # noqa: F401
+
+                for task, predictor in predictors.items() if sample else ():
+                    predictor.predict([sample], task)
+            except Exception:  # noqa: BLE001 -- a warm-up must never stop the server
+                log.debug("warm-up failed", exc_info=True)
+
+    thread = threading.Thread(target=run, name="diachestxr-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def theme() -> gr.themes.Base:
     return gr.themes.Soft(primary_hue="blue", font=["ui-sans-serif", "system-ui", "sans-serif"],
                           font_mono=["ui-monospace", "monospace"])  # no web-font download
@@ -77,9 +101,11 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None,
     quiet_pydicom()  # its log lines carry tag values: patient data in the server's log
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # -> KeyboardInterrupt
-    demo.launch(server_name=host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-                share=share, max_file_size=MAX_FILE_BYTES,
-                allowed_paths=list(demo.allowed_paths), theme=theme(), css_paths=[CSS_PATH],
-                footer_links=["api", "gradio"],
-                mcp_server=enable_mcp())
+    with profile.timed("launch"):
+        demo.launch(server_name=host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                    server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                    share=share, max_file_size=MAX_FILE_BYTES,
+                    allowed_paths=list(demo.allowed_paths), theme=theme(),
+                    css_paths=[CSS_PATH], footer_links=["api", "gradio"],
+                    mcp_server=enable_mcp(), prevent_thread_lock=True)
+    demo.block_thread()  # until Ctrl-C or SIGTERM

@@ -49,8 +49,7 @@ class DiagnosisUI(TaskUI):
                                     label="Show the heatmap for (any label)",
                                     elem_id="diagnose-pick")
         parts["compare"] = widgets.compare_slider(self.prefix, max_height=400)
-        gr.Markdown("Left of the handle: the radiograph; right: the heatmap (drag the handle to "
-                    "compare).", elem_classes=["small"])
+        gr.Markdown(views.COMPARE_HINT.split(". ")[0] + ".", elem_classes=["small"])
         widgets.colour_bar()
         gr.Markdown("**Heatmaps of the top-ranked labels** (▲ = finding): click one to see "
                     "it beside the radiograph", elem_classes=["small"])
@@ -80,10 +79,12 @@ class DiagnosisUI(TaskUI):
         if not state:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         result, info = state["result"], self.service.model_info(self.task)
-        # the top-ranked thumbnail highlighted: the slider shows its map
+        shown = _first_drawn(state)  # the label the slider opens on: its thumbnail highlighted
+        selected = result["explained"].index(shown) if shown in result["explained"] else None
         return (views.diagnosis_summary(result, info.specificity, info.prevalence, self._trust()),
                 views.diagnosis_table(result, info.prevalence),
-                gr.DownloadButton(interactive=True), gr.Gallery(selected_index=0, visible=True))
+                gr.DownloadButton(interactive=True),
+                gr.Gallery(selected_index=selected, visible=True))
 
     def pick(self, label: str | None, opacity: float, state: SessionState | None) -> tuple:
         """UI only: the radiograph beside the map of the label the user picked (by default
@@ -93,7 +94,7 @@ class DiagnosisUI(TaskUI):
             return gr.skip(), None, state
         result = state["result"]
         if label not in state["cams"]:
-            label = result["explained"][0]
+            label = _first_drawn(state)
         choices = views.pick_choices(result, session.empty_maps(state))
         return (gr.Dropdown(choices=choices, value=label),
                 self.service.compare(state, label, opacity), state)
@@ -136,3 +137,10 @@ class DiagnosisUI(TaskUI):
                            api_visibility="private")
         p["overlays"].select(self.select, inputs=[p["alpha"], p["state"]], outputs=picked,
                              api_visibility="private")
+
+
+def _first_drawn(state: SessionState) -> str:
+    """The label the slider opens on: the top-ranked one whose map shows something (an
+    empty map is the plain radiograph), else the top-ranked one."""
+    result, empty = state["result"], set(session.empty_maps(state))
+    return next((l for l in result["probabilities"] if l not in empty), result["explained"][0])

@@ -223,7 +223,7 @@ def usual_rate(result: Mapping, label: str, prevalence: Mapping[str, float]) -> 
 
 def _in_words(result: Mapping, label: str, prevalence: Mapping[str, float]) -> str:
     rate = usual_rate(result, label, prevalence)
-    return (f"{pretty(label)} {result['probabilities'][label]:.0%} "
+    return (f"**{pretty(label)}** {result['probabilities'][label]:.0%} "
             f"({rate + ', ' if rate else ''}threshold {result['thresholds'][label]:.0%})")
 
 
@@ -241,7 +241,7 @@ def diagnosis_summary(result: Mapping, specificity: float | None = None,
         text = ("**No finding above its threshold.** Closest: "
                 + "; ".join(_in_words(result, l, prevalence) for l in list(result["probabilities"])[:2]))
     point = operating_point(result["thresholds"], specificity)
-    return (text + f"  \n<span class='dx-legend'>{point}</span>" + warning_lines(result)
+    return (text + warning_lines(result) + f"  \n<span class='dx-legend'>{point}</span>"
             + (f"  \n{trust}" if trust else "") + check_line(result))
 
 
@@ -252,24 +252,22 @@ def diagnosis_table(result: Mapping, prevalence: Mapping[str, float] | None = No
     rows = []
     for label, p in result["probabilities"].items():
         hit = label in findings
-        rate = usual_rate(result, label, prevalence).replace(" its usual rate", "")
+        rate = usual_rate(result, label, prevalence).replace("x its usual rate", "× usual")
         rows.append(
             f"<tr class='{'hit' if hit else ''}'>"
-            f"<td class='name'>{'▲ ' if hit else ''}{html.escape(pretty(label))}</td>"
+            f"<td class='name'>{'▲ ' if hit else ''}{html.escape(pretty(label))}"
+            + (f"<span class='rate'>{rate}</span>" if rate else "") + "</td>"
             f"<td class='bar'><div class='track'>"
             f"<div class='fill' style='width:{p * 100:.1f}%'></div>"
             f"<div class='thr' style='left:{thr[label] * 100:.1f}%'></div></div></td>"
-            f"<td class='num'>{p:.1%}</td><td class='num thrnum'>{thr[label]:.0%}</td>"
-            + (f"<td class='num'>{rate}</td>" if prevalence else "") + "</tr>")
-    rate_head = "<th class='num' title='the probability against the share of training " \
-                "radiographs with this label'>vs usual</th>" if prevalence else ""
+            f"<td class='num'>{p:.1%}</td><td class='num thrnum'>{thr[label]:.0%}</td></tr>")
     return ("<div class='dx-scroll'><table class='dx-table'><thead><tr><th>Label</th>"
-            "<th>Probability</th><th></th><th class='num'>Threshold</th>" + rate_head
-            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
+            "<th>Probability</th><th></th><th class='num'>Threshold</th>"
+            "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
             "<p class='dx-legend'>▲ bold: a finding (probability at or above its own "
             "threshold, the black tick on its bar)."
-            + (" vs usual: the probability against the share of training radiographs with "
-               "the label." if prevalence else "") + "</p>")
+            + (" Under each label, e.g. 3.0× usual: its probability against the share of "
+               "training radiographs with it." if prevalence else "") + "</p>")
 
 
 def label_choices(labels: Iterable[str]) -> list[tuple[str, str]]:

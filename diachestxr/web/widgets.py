@@ -19,7 +19,7 @@ def upload_column(parts: Parts, task: str, prefix: str, action: str,
                   examples: Sequence[Example]) -> None:
     """A tab's input column: the file box (taken as a path, read by our reader), its button,
     the box where a refusal stays, and the task's sample images."""
-    parts["file"] = gr.File(label="Chest X-ray (PNG, JPEG or DICOM)", type="filepath", height=170,
+    parts["file"] = gr.File(label="Chest X-ray: PNG, JPEG, DICOM", type="filepath", height=170,
                             elem_id=f"{prefix}-file")
     parts["run"] = gr.Button(action, variant="primary", elem_id=f"{prefix}-run")
     parts["error"] = gr.Markdown(visible=False, elem_id=f"{prefix}-error",
