@@ -33,7 +33,8 @@ BENCHMARKS = {  # name: arguments (the slow ones with fewer repetitions than the
     "cli_startup": ["--runs", "5"],
     "training_throughput": ["--steps", "6"],
     "weights_load": ["--runs", "3"],
-    "app_latency": ["--calls", "10"],
+    "app_latency": ["--calls", "15", "--trivial", "--profile"],
+    "report": ["--runs", "7"],
     "memory": ["--sessions", "20"],
     "result_storage": ["--stored", "50000", "--repeats", "5"],
 }
@@ -103,15 +104,25 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
         rows.append((f"training step, {r['model']} at {r['size']} px: fp32 → bf16 + channels_last",
                      f"{r['fp32']} → {r['bf16_channels_last']} img/s ({r['bf16_speedup']}x)"))
     app = get(results, "app_latency", "result") or {}
-    if app:
-        ends = app.get("endpoints", {})
-        rows.append(("app through gradio_client: /screen, /diagnose (median)",
-                     ", ".join(f"{e} {v.get('median_s', v)} s" if isinstance(v, dict) else f"{e} {v}"
-                               for e, v in ends.items())))
-        if thr := app.get("throughput"):
+    ours, floor = get(app, "runs", "repo") or app, get(app, "runs", "against") or {}
+    if ours:
+        ratio = app.get("ratios", {})
+
+        def versus(key: str, ours_value, floor_value) -> str:  # "0.16 s (1.28x the trivial app's 0.13 s)"
+            return (f"{ours_value} ({ratio[key]}x the trivial app's {floor_value})"
+                    if key in ratio else str(ours_value))
+        for e, v in ours.get("endpoints", {}).items():
+            rows.append((f"app through gradio_client: {e} median",
+                         versus(f"{e} median", f"{v['median_s']} s",
+                                f"{get(floor, 'endpoints', e, 'median_s')} s")))
+        if thr := ours.get("throughput"):
             rows.append((f"app, {thr.get('clients', 8)} concurrent /screen clients",
-                         f"{thr.get('answers_per_s')} answers/s, {thr.get('failures')} failed"))
-        rows.append(("app: start to first /screen answer", f"{app.get('first_answer_s')} s"))
+                         versus("answers per s", f"{thr.get('answers_per_s')} answers/s",
+                                f"{get(floor, 'throughput', 'answers_per_s')}")
+                         + f", {thr.get('failures')} failed"))
+        rows.append(("app: start to first /screen answer",
+                     versus("first answer", f"{ours.get('first_answer_s')} s",
+                            f"{floor.get('first_answer_s')} s")))
     wl = get(results, "weights_load", "result") or {}
     if wl.get("offline"):
         rows.append(("loading both models: HF_HUB_OFFLINE=1 / Hub unreachable (timeouts)",

@@ -161,9 +161,9 @@ def test_any_failure_reading_one_file_is_that_files_error(monkeypatch, capsys, e
                                                           random_weights_dir):
     """Whatever library raises (here a decoder's RuntimeError), the batch goes on: exit 2,
     one {"file", "error"} line naming the file, no traceback."""
-    from diachestxr import cli, io
+    from diachestxr import batch, cli
 
-    real = io.read_xray
+    real = batch.read_xray
     broken = str(examples_dir / "IM-0117-0001.jpeg")
 
     def read(source, name=None):
@@ -171,7 +171,7 @@ def test_any_failure_reading_one_file_is_that_files_error(monkeypatch, capsys, e
             raise RuntimeError("decoder exploded")
         return real(source, name)
 
-    monkeypatch.setattr(io, "read_xray", read)
+    monkeypatch.setattr(batch, "read_xray", read)  # the reader of the CLI's and the app's batches
     good = str(examples_dir / "4fed5061.jpg")
     status = cli.main(["predict", "--task", "screening", "--json", "-q", "--weights",
                        str(random_weights_dir), broken, good])
