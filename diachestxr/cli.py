@@ -290,7 +290,9 @@ def info(args: argparse.Namespace) -> int:
         headline = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                              for k, v in r["headline_metrics"].items() if v is not None)
         print(f"{task}: {r['arch']}, {len(r['labels'])} labels, weights from {r['source']} "
-              f"({r['location']})")
+              f"({r['location']}), checkpoint {r['checkpoint_sha256']}")
+        for line in r["outlook"]:  # how far to trust it: a stranger's film first
+            print(f"  {line}")
         print(f"  test split: {headline or 'no metrics recorded'}")
     print(f"diachestxr {__version__}; the full record: diachestxr info --json")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 import subprocess
 import sys
@@ -152,6 +153,7 @@ def test_help_version_and_info(random_weights_dir):
     assert version.returncode == 0 and version.stdout.startswith("diachestxr ")
     info = run_cli("info", "--weights", str(random_weights_dir))
     assert info.returncode == 0 and "screening: alexnet" in info.stdout and len(info.stdout) < 1000
+    assert re.search(r"checkpoint [0-9a-f]{12}", info.stdout)  # which weights, exactly
     assert "WARNING" not in info.stderr  # the unreachable Hub is not a warning
     full = json.loads(run_cli("info", "--json", "--weights", str(random_weights_dir)).stdout)
     assert set(full) == {"screening", "diagnosis"}
