@@ -22,13 +22,14 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import socket
 import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+
+from .network import connect_error
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +100,11 @@ def cache_dir() -> Path:
 
 
 def _reachable(url: str, timeout: float = CONNECT_TIMEOUT_S) -> bool:
-    parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
-        return True
-    except (OSError, ValueError) as e:
-        log.info("example images not downloaded: %s is unreachable (%s)", parsed.hostname, e)
-        return False
+    error = connect_error(url, timeout)
+    if error:
+        log.info("example images not downloaded: %s is unreachable (%s)", urlparse(url).hostname,
+                 error)
+    return error is None
 
 
 def download(rows: list[dict[str, str]], folder: Path) -> None:

@@ -11,17 +11,16 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 
 from .models import ChestXRayNet, build_model
+from .network import connect_error
 from .registry import ModelSpec, get_spec
 
 log = logging.getLogger(__name__)
@@ -190,15 +189,11 @@ def hub_reachable(endpoint: str | None = None) -> bool:
         return True  # behind a proxy a direct connect says nothing; huggingface_hub decides
     with _reachability_lock:
         if endpoint not in _reachability:
-            url = urlparse(endpoint)
-            port = url.port or (443 if url.scheme == "https" else 80)
-            try:
-                socket.create_connection((url.hostname, port), timeout=HUB_CONNECT_TIMEOUT_S).close()
-                _reachability[endpoint] = True
-            except OSError as e:
+            error = connect_error(endpoint, HUB_CONNECT_TIMEOUT_S)
+            if error:
                 log.info("Hugging Face Hub at %s is unreachable (%s); using cached or "
-                            "bundled weights", endpoint, e)
-                _reachability[endpoint] = False
+                         "bundled weights", endpoint, error)
+            _reachability[endpoint] = error is None
         return _reachability[endpoint]
 
 
