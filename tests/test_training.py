@@ -250,10 +250,11 @@ def test_bundle_reports_shortcut_checks_and_keeps_a_better_checkpoint(runs, data
                                                                       monkeypatch, capsys):
     import training.bundle as bundle
 
-    monkeypatch.setattr(bundle, "BUNDLED_DIR", tmp_path)
     run = runs["screening"]
-    written = bundle.bundle(run, data_dir, ["a note"])
-    assert [p.name for p in written] == ["screening.safetensors", "screening.md"]
+    assert bundle.main([str(run), "--data", str(data_dir), "--out", str(tmp_path),
+                        "--note", "a note"]) == 0  # written only where it is told
+    written = sorted(tmp_path.iterdir())
+    assert [p.name for p in written] == ["screening.json", "screening.md", "screening.safetensors"]
     config = json.loads((tmp_path / "screening.json").read_text())
     metrics = config["test_metrics"]
     assert sum(v["n"] for v in metrics["by_source"].values()) == metrics["n"]
@@ -262,8 +263,8 @@ def test_bundle_reports_shortcut_checks_and_keeps_a_better_checkpoint(runs, data
     card = (tmp_path / "screening.md").read_text()
     assert "Adults only" in card and "By source" in card and "a note" in card
     # the same run again is not better on validation: the bundled files stay as they are
-    assert bundle.bundle(run, data_dir, []) == []
-    assert "kept the bundled checkpoint" in capsys.readouterr().out
+    assert bundle.bundle(run, data_dir, [], out=tmp_path) == []
+    assert "kept that checkpoint" in capsys.readouterr().out
 
 
 def test_bf16_and_fp32_training_agree(data_dir, tmp_path):

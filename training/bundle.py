@@ -28,7 +28,7 @@ from diachestxr.card import DATA, model_card
 from diachestxr.evaluate import evaluate_csv, low_resolution_probabilities, read_labelled_csv
 from diachestxr.inference import Predictor
 from diachestxr.metrics import operating_points, specificity_threshold
-from diachestxr.weights import BUNDLED_DIR, load_checkpoint
+from diachestxr.weights import load_checkpoint
 
 from .data import Record, from_sources, nih_rows_as_screening, read_labels_csv
 from .push_to_hub import find_checkpoints
@@ -103,18 +103,21 @@ def _adults(task: str, data: Path) -> dict:
 
 
 def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False,
-           holdout_reports: list[Path] = ()) -> list[Path]:
+           holdout_reports: list[Path] = (), *, out: Path) -> list[Path]:
+    """Evaluate a run's checkpoints and write each (weights, config, card) into `out`,
+    unless the checkpoint already there scores as well on validation (`force`: replace it
+    anyway). The files written."""
     written = []
     for task, (weights, config_file, config) in find_checkpoints(run_dir).items():
         score = SCORE[task]
-        current = BUNDLED_DIR / weights.name
+        current = out / weights.name
         config = set_operating_points(task, weights, config_file, config, data)
         if current.is_file() and not force:
-            old = rescore_on_validation(task, BUNDLED_DIR, data)
+            old = rescore_on_validation(task, out, data)
             new = rescore_on_validation(task, run_dir, data)
             if new <= old:
-                print(f"{task}: validation score {new:.4f} is not above the bundled model's "
-                      f"{old:.4f}; kept the bundled checkpoint (use --force to replace it)")
+                print(f"{task}: validation score {new:.4f} is not above {current}'s "
+                      f"{old:.4f}; kept that checkpoint (use --force to replace it)")
                 continue
             notes = [f"Chosen over the previously bundled checkpoint on the validation split "
                      f"(the training selection score): {new:.3f} against {old:.3f}."] + notes
@@ -127,11 +130,11 @@ def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False,
         config["limitations"] = notes
         if holdout_reports and task == "screening":  # training/holdout.py, shown first in the card
             config["leave_one_hospital_out"] = [json.loads(Path(f).read_text()) for f in holdout_reports]
-        BUNDLED_DIR.mkdir(exist_ok=True)
-        shutil.copy(weights, BUNDLED_DIR / weights.name)
-        (BUNDLED_DIR / weights.with_suffix(".json").name).write_text(json.dumps(config, indent=2) + "\n")
-        (BUNDLED_DIR / f"{task}.md").write_text(model_card(config) + "\n")
-        written += [BUNDLED_DIR / weights.name, BUNDLED_DIR / f"{task}.md"]
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(weights, out / weights.name)
+        (out / weights.with_suffix(".json").name).write_text(json.dumps(config, indent=2) + "\n")
+        (out / f"{task}.md").write_text(model_card(config) + "\n")
+        written += [out / weights.name, out / f"{task}.md"]
         print(f"{task}: bundled {weights} (test {score} {config['test_metrics'][score]})")
     return written
 
@@ -139,6 +142,9 @@ def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--out", type=Path, required=True,
+                        help="where the checkpoint goes: a folder for DIACHESTXR_WEIGHTS_DIR or "
+                             "the Hub, or diachestxr/weights in a checkout to ship it with the app")
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--note", action="append", default=[],
                         help="a limitation or observation for the model card (repeatable)")
@@ -147,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="screening: a training/holdout.py report (JSON) of a run of this "
                              "recipe without a source; repeatable; shown first in the card")
     args = parser.parse_args(argv)
-    bundle(args.run_dir, args.data, args.note, args.force, args.holdout_report)
+    bundle(args.run_dir, args.data, args.note, args.force, args.holdout_report, out=args.out)
     return 0
 
 

@@ -120,13 +120,13 @@ $DX --init runs/ssl --epochs 8 --lr 1e-3 --augment light --out runs/dx-from-ssl
 $DX --init runs/ssl --epochs 16 --lr 1e-3 --augment lowres --out runs/dx-ssl-lowres
 
 # The radiograph gate (diachestxr/gate.py): 10 min on 2 CPU cores; see docs/api.md, "The radiograph check".
-python -m training.train_gate --data $S --bundle
+python -m training.train_gate --data $S --bundle diachestxr/weights
 
 # Evaluate on the test split, then bundle if better on validation than what is bundled (the
 # model cards' notes were given with --note; see diachestxr/weights/*.json "limitations").
-python -m training.bundle runs/scr-bal --data $S
-python -m training.bundle runs/dx-D2-light192 --data $S   # v0.3.0
-python -m training.bundle runs/dx-ssl-lowres --data $S    # v0.4.0: 0.737 against 0.724
+python -m training.bundle runs/scr-bal --data $S --out diachestxr/weights
+python -m training.bundle runs/dx-D2-light192 --data $S --out diachestxr/weights   # v0.3.0
+python -m training.bundle runs/dx-ssl-lowres --data $S --out diachestxr/weights    # v0.4.0: 0.737 against 0.724
 
 # v0.5.0, diagnosis (issue #18), on the data of 2026-11-30 (2,742 training images, unknown
 # label cells left out of the loss): two runs side by side, one CPU thread each, from the
@@ -144,7 +144,7 @@ wait
 # dx18-posw 0.710, their weight average 0.713, the average of their outputs 0.712; v0.4.0
 # 0.662. The ensemble did not beat the single run, so it was not distilled (--teacher).
 python -m training.soup runs/dx18-ignore runs/dx18-posw --out runs/dx18-soup
-python -m training.bundle runs/dx18-ignore --data $S   # v0.5.0 (notes: see diagnosis.json)
+python -m training.bundle runs/dx18-ignore --data $S --out diachestxr/weights   # v0.5.0 (notes: see diagnosis.json)
 # Input size, measured and not adopted: the same recipe at 160 px on two threads (26 img/s,
 # 2 min an epoch) reached a validation selection score of 0.671, 0.682, 0.687, 0.685 in its
 # first 4 epochs, against 0.698, 0.702, 0.712, 0.706 at 192 px; stopped there.
@@ -183,7 +183,7 @@ python -m training.holdout runs/scr19-loho-old-scratch --name "this recipe from 
     --out runs/scr19-loho-old-scratch/holdout.json
 # How often a film's call changes with another hospital's artifacts (before and after):
 python -m training.robustness --task screening --weights diachestxr/weights --adults-only
-python -m training.bundle runs/scr19-hospital --data $S --force \
+python -m training.bundle runs/scr19-hospital --data $S --out diachestxr/weights --force \
     --holdout-report runs/scr19-loho-c19r-hospital/holdout.json \
     --holdout-report runs/scr19-loho-old-scratch/holdout.json    # v0.6 (notes: screening.json)
 # Measured and not adopted: --crop on the same recipe (final run and leave-out run, side by
@@ -196,7 +196,7 @@ wait
 # The radiograph gate of v0.6 (issues #19, #20): film artifacts among the positives; montages,
 # thresholded copies, 20-35 degree tilts and stretched top/bottom crops among the negatives;
 # 5,000 steps (26 min on one thread). The report is in diachestxr/weights/gate.json.
-python -m training.train_gate --data $S --steps 5000 --out runs/gate19b --bundle
+python -m training.train_gate --data $S --steps 5000 --out runs/gate19b --bundle diachestxr/weights
 
 # Calibrated probabilities: one temperature per task (logits / T), fitted on the validation
 # split by NLL; diagnosis thresholds mapped with T, the screening COVID-19 operating point

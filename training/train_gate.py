@@ -1,14 +1,14 @@
 """Train the radiograph gate (diachestxr.gate), calibrate its threshold, report its errors.
 
     python -m training.train_gate --data ../shared/data --out runs/gate      # ~10 min on 2 CPU cores
-    python -m training.train_gate --data ../shared/data --out runs/gate --bundle
+    python -m training.train_gate --data ../shared/data --out runs/gate --bundle diachestxr/weights
 
 Positives: the train-split radiographs of both tasks; negatives: training/gate_data.py.
 The threshold is the highest that refuses at most --max-val-refusals of the val split's real
 radiographs (as read by the package's reader, unaltered). The report: false refusals on every
 test-split radiograph, and the catch rate per kind on held-out negatives (other photos, other
-fonts, test-split radiographs, other seeds). --bundle copies the weights and the report into
-diachestxr/weights/ (gate.safetensors + gate.json).
+fonts, test-split radiographs, other seeds). --bundle DIR copies the weights and the report
+there (gate.safetensors + gate.json; diachestxr/weights in a checkout ships them).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
-from diachestxr.gate import GATE_DIR, GATE_NAME, INPUT_SIZE, KINDS, GateNet, RadiographGate, gate_tensor
+from diachestxr.gate import GATE_NAME, INPUT_SIZE, KINDS, GateNet, RadiographGate, gate_tensor
 from diachestxr.io import read_xray, shrink
 from diachestxr.transforms import FILM_ARTIFACTS, film_artifacts
 from training.gate_data import GateExamples
@@ -104,7 +104,8 @@ def main() -> None:
                     help="share of val radiographs the threshold may refuse (default 0.3 %%)")
     ap.add_argument("--per-kind", type=int, default=300, help="held-out negatives per kind")
     ap.add_argument("--limit", type=int, default=0, help="radiographs per task and split (smoke tests)")
-    ap.add_argument("--bundle", action="store_true", help="copy the result into diachestxr/weights/")
+    ap.add_argument("--bundle", type=Path, metavar="DIR",
+                    help="also copy the result there (diachestxr/weights in a checkout ships it)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.manual_seed(args.seed)
@@ -174,9 +175,10 @@ def main() -> None:
     (args.out / f"{GATE_NAME}.json").write_text(json.dumps(config, indent=2) + "\n")
     log.info("report: %s", json.dumps(report, indent=2))
     if args.bundle:
+        args.bundle.mkdir(parents=True, exist_ok=True)
         for suffix in (".safetensors", ".json"):
-            shutil.copy(args.out / f"{GATE_NAME}{suffix}", GATE_DIR / f"{GATE_NAME}{suffix}")
-        log.info("bundled into %s", GATE_DIR)
+            shutil.copy(args.out / f"{GATE_NAME}{suffix}", args.bundle / f"{GATE_NAME}{suffix}")
+        log.info("bundled into %s", args.bundle)
 
 
 if __name__ == "__main__":
