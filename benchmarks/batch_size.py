@@ -12,7 +12,6 @@ rounds) and each size's ratio to batch 32, the default before it was measured.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -26,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from diachestxr import Predictor, read_xray  # noqa: E402
+from diachestxr.evaluate import read_csv_rows  # noqa: E402
 from diachestxr.registry import BATCH_SIZE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,9 +34,7 @@ SIZES = (1, 4, 8, 16, 32)
 
 def test_images(task: str, n: int) -> list:
     csv_path = ROOT.parent / "shared" / "data" / task / "labels.csv"
-    with csv_path.open() as f:
-        rows = [r for r in csv.DictReader(f) if r["split"] == "test"]
-    return [read_xray(csv_path.parent / r["path"]) for r in rows[:n]]
+    return [read_xray(csv_path.parent / r["path"]) for r in read_csv_rows(csv_path, "test")[:n]]
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -39,12 +39,11 @@ log = logging.getLogger(__name__)
 LOW_RESOLUTION_SIDE = 64
 
 
-def read_labelled_csv(csv_path: str | os.PathLike, task: str, split: str | None = None
-                      ) -> tuple[list[Path], np.ndarray]:
-    """Image paths and targets of a labels.csv: (N,) class indices for screening, (N, 14)
-    floats for diagnosis: 1 present, 0 absent, UNKNOWN (-1) for a cell of -1 or empty.
-    Raises ValueError naming the row for anything malformed."""
-    spec = get_spec(task)
+def read_csv_rows(csv_path: str | os.PathLike, split: str | None = None,
+                  needed: Sequence[str] = ()) -> list[dict[str, str]]:
+    """The one reader of the labels.csv format (UTF-8, a BOM allowed; image paths relative to
+    its folder): its rows, those of `split` if given, each with the `needed` columns.
+    Raises FileNotFoundError / ValueError naming the file and what is wrong."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"{csv_path}: no such CSV file")
@@ -52,10 +51,9 @@ def read_labelled_csv(csv_path: str | os.PathLike, task: str, split: str | None 
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
         rows = list(reader)
-    needed = ["path"] + (list(spec.labels) if spec.multilabel else ["label"])
     missing = [c for c in needed if c not in columns]
     if missing:
-        raise ValueError(f"{csv_path}: missing column(s) {missing}; a {task} CSV needs {needed}"
+        raise ValueError(f"{csv_path}: missing column(s) {missing}; it needs {list(needed)}"
                          " (see ../shared/data/README.md)")
     if split is not None:
         if "split" not in columns:
@@ -66,6 +64,18 @@ def read_labelled_csv(csv_path: str | os.PathLike, task: str, split: str | None 
             raise ValueError(f"{csv_path}: no rows with split == {split!r}; splits present: {present}")
     if not rows:
         raise ValueError(f"{csv_path}: the CSV has no rows")
+    return rows
+
+
+def read_labelled_csv(csv_path: str | os.PathLike, task: str, split: str | None = None
+                      ) -> tuple[list[Path], np.ndarray]:
+    """Image paths and targets of a labels.csv: (N,) class indices for screening, (N, 14)
+    floats for diagnosis: 1 present, 0 absent, UNKNOWN (-1) for a cell of -1 or empty.
+    Raises ValueError naming the row for anything malformed."""
+    spec = get_spec(task)
+    csv_path = Path(csv_path)
+    rows = read_csv_rows(csv_path, split,
+                         needed=["path"] + (list(spec.labels) if spec.multilabel else ["label"]))
 
     paths = [csv_path.parent / r["path"] for r in rows]
     if not spec.multilabel:
@@ -241,8 +251,7 @@ def _adult_block(predictor, targets: np.ndarray, probs: np.ndarray, central: lis
 
 def _column(csv_path: str | os.PathLike, column: str, split: str | None) -> list[str]:
     """One column of a labels.csv for the rows `read_labelled_csv` returns ("" if absent)."""
-    with Path(csv_path).open(newline="", encoding="utf-8-sig") as f:
-        return [r.get(column) or "" for r in csv.DictReader(f) if split is None or r.get("split") == split]
+    return [r.get(column) or "" for r in read_csv_rows(csv_path, split)]
 
 
 def _rounded(value, digits: int = 6):

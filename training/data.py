@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from diachestxr.evaluate import read_labelled_csv
+from diachestxr.evaluate import read_csv_rows, read_labelled_csv
 from diachestxr.io import read_xray
 from diachestxr.labels import (NIH_LABELS, NO_FINDING, NOT_COVID, PEDIATRIC_SOURCES,
                                screening_target_of_nih)
@@ -41,8 +41,7 @@ def read_labels_csv(csv_path: str | Path, task: str, split: str | None = None) -
     """Rows of a labels.csv (paths relative to its folder); `split` filters the split column.
     Parsing and validation are the evaluate command's, so both read a CSV the same way."""
     paths, targets = read_labelled_csv(csv_path, task, split)
-    with Path(csv_path).open(newline="", encoding="utf-8-sig") as f:
-        rows = [r for r in csv.DictReader(f) if split is None or r.get("split") == split]
+    rows = read_csv_rows(csv_path, split)
     return [Record(p, np.asarray(t), _age_group(task, r), r) for p, t, r in zip(paths, targets, rows)]
 
 

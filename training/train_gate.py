@@ -14,7 +14,6 @@ there (gate.safetensors + gate.json; diachestxr/weights in a checkout ships them
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import shutil
@@ -30,6 +29,7 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
+from diachestxr.evaluate import read_csv_rows
 from diachestxr.gate import GATE_NAME, INPUT_SIZE, KINDS, GateNet, RadiographGate, gate_tensor
 from diachestxr.io import read_xray, shrink
 from diachestxr.transforms import FILM_ARTIFACTS, film_artifacts
@@ -47,7 +47,7 @@ def read_split(data: Path, split: str, side: int | None = POOL_SIDE, limit: int 
     images = []
     for rel in TASK_CSVS:
         csv_path = data / rel
-        rows = [r for r in csv.DictReader(csv_path.open()) if r["split"] == split]
+        rows = read_csv_rows(csv_path, split)
         rows = rows[:limit] if limit else rows
         for r in tqdm(rows, desc=f"{rel.split('/')[0]} {split}", unit="img", leave=False):
             gray = read_xray(csv_path.parent / r["path"])
