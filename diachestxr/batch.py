@@ -24,8 +24,9 @@ def predict_files(predictor: Predictor, paths: Sequence[str], task: str, *,
                   **options) -> Iterator[tuple[str, Result | ImageReadError]]:
     """(path, result or the reason it has none) for each file, in order, `batch_size`
     files at a time. names: what messages call each file (default: its file name).
-    options: `Predictor.iter_predict`'s (explain, thresholds, method, ...). A predictor
-    with gate="report" turns a refused image into its file's error without redoing the batch."""
+    options: `Predictor.iter_predict`'s (explain, thresholds, method, ...). The radiograph
+    check, where the predictor has it on, refuses nothing inside a batch: a refused image
+    becomes its file's error, and the batch is not redone."""
     names = list(names) if names is not None else [Path(p).name for p in paths]
     for start in range(0, len(paths), batch_size):
         chunk = list(range(start, min(start + batch_size, len(paths))))
@@ -40,12 +41,12 @@ def predict_files(predictor: Predictor, paths: Sequence[str], task: str, *,
         try:
             outcome.update(zip(readable, predictor.iter_predict(
                 [images[i] for i in readable], task, names=[names[i] for i in readable],
-                batch_size=batch_size, **options)))
+                batch_size=batch_size, refuse=False, **options)))
         except Exception:  # noqa: BLE001 -- one image broke the batch: find it, keep the rest
             for i in readable:
                 try:
                     outcome[i] = predictor.predict([images[i]], task, names=[names[i]],
-                                                   **options)[0]
+                                                   refuse=False, **options)[0]
                 except Exception as err:  # noqa: BLE001
                     outcome[i] = _file_error(names[i], err)
         for i in chunk:

@@ -141,8 +141,13 @@ def map_threshold(threshold: float, old_temperature: float, new_temperature: flo
     logit(t') = logit(t) * T_old / T_new. 0 and 1 stay where they are."""
     if threshold <= 0.0 or threshold >= 1.0 or old_temperature == new_temperature:
         return float(threshold)
-    logit = math.log(threshold) - math.log1p(-threshold)
-    return float(1.0 / (1.0 + math.exp(-logit * old_temperature / new_temperature)))
+    return float(1.0 / (1.0 + math.exp(-logit(threshold) * old_temperature / new_temperature)))
+
+
+def logit(p: float, eps: float = 1e-7) -> float:
+    """log(p / (1 - p)), with p clipped to [eps, 1 - eps] (0 and 1 stay finite)."""
+    p = min(max(float(p), eps), 1.0 - eps)
+    return math.log(p) - math.log1p(-p)
 
 
 def prevalence(targets: np.ndarray, labels: Sequence[str]) -> dict[str, float | None]:

@@ -164,9 +164,9 @@ def predict(args: argparse.Namespace) -> int:
         for f in missing:
             print(f"{printable(f, limit=1000)}: error: no such file", file=sys.stderr)
         return EXIT_USER_ERROR
-    # "report": a refused image becomes its file's error below, and the batch is not redone
+    # a refused image becomes its file's error (batch.predict_files), the others go on
     predictor = Predictor(tasks=[args.task], weights_dir=args.weights,
-                          gate="off" if args.no_gate else "report")
+                          gate="off" if args.no_gate else "refuse")
     for folder in (args.cam_dir, args.report_dir):
         if folder:
             folder.mkdir(parents=True, exist_ok=True)

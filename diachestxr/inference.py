@@ -15,7 +15,6 @@ same activations (see diachestxr.explain), so every map costs a small fraction o
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,7 +26,7 @@ from tqdm import tqdm
 
 from . import profile
 from .card import headline_metrics, held_out_aurocs, outlook, stranger_auroc
-from .calibration import probabilities as calibrated_probabilities, temperature_of
+from .calibration import logit, probabilities as calibrated_probabilities, temperature_of
 from .explain import (DEFAULT_ALPHA, DEFAULT_METHOD, HeadExplainer, check_method, class_target,
                       overlay, resize_map)
 from .gate import GateVerdict, RadiographGate, raise_if_refused
@@ -183,7 +182,8 @@ class Predictor:
                      method: str = DEFAULT_METHOD, thresholds: float | Mapping[str, float] | None = None,
                      top_k: int = TOP_FINDINGS, alpha: float = DEFAULT_ALPHA,
                      batch_size: int = BATCH_SIZE, progress: bool = False,
-                     names: Sequence[str] | None = None) -> Iterator[Result]:
+                     names: Sequence[str] | None = None, refuse: bool | None = None
+                     ) -> Iterator[Result]:
         """Results for `images` in order, computed `batch_size` images at a time.
 
         explain: "default" (screening: the predicted class; diagnosis: the `top_k` top-ranked
@@ -192,6 +192,8 @@ class Predictor:
         An unreadable image raises ImageReadError naming it (by `names[i]` if given, else
         by its file name); with gate="refuse", an image that is not a frontal chest
         radiograph raises NotARadiographError (a subclass), and the batch stops there.
+        refuse: this call's choice over the gate's mode (False: attach every verdict and
+        refuse nothing, so a batch of many files goes on past a refused one).
         """
         model = self._model(task)
         spec = model.spec
@@ -215,7 +217,7 @@ class Predictor:
                     grays = [read_xray(im, names[start + i] if names else None)
                              for i, im in enumerate(chunk)]
                 with profile.step("gate"):
-                    verdicts = self._check(grays, chunk, names[start:] if names else None)
+                    verdicts = self._check(grays, chunk, names[start:] if names else None, refuse)
                 with profile.step("model"), torch.no_grad():
                     x = torch.stack([eval_tensor(g, spec) for g in grays]).to(self.device)
                     activations = trunk(x.contiguous(memory_format=torch.channels_last))
@@ -255,28 +257,31 @@ class Predictor:
         """(N, C) probabilities, no maps: softmax for screening, sigmoid for diagnosis, of
         the logits divided by the checkpoint's temperature (1 when it has none).
         What training's validation and bundling use; memory stays at one batch."""
-        rows = [r.scores for r in self.iter_predict(images, task, explain="none", names=names,
-                                                    batch_size=batch_size, progress=progress)]
-        return np.stack(rows).astype(np.float64)
+        return self._rows(images, task, "scores", batch_size, progress, names)
 
     def logits(self, images: Sequence[ImageSource], task: str, batch_size: int = BATCH_SIZE,
                progress: bool = False, names: Sequence[str] | None = None) -> np.ndarray:
         """(N, C) raw logits, before the checkpoint's temperature (what training.calibrate
         fits it on); the same pass as `probabilities`."""
-        rows = [r.logits for r in self.iter_predict(images, task, explain="none", names=names,
-                                                    batch_size=batch_size, progress=progress)]
-        return np.stack(rows).astype(np.float64)
+        return self._rows(images, task, "logits", batch_size, progress, names)
+
+    def _rows(self, images, task: str, field: str, batch_size: int, progress: bool,
+              names: Sequence[str] | None) -> np.ndarray:
+        results = self.iter_predict(images, task, explain="none", names=names,
+                                    batch_size=batch_size, progress=progress)
+        return np.stack([getattr(r, field) for r in results]).astype(np.float64)
 
     def check(self, image: ImageSource, name: str | None = None) -> GateVerdict | None:
         """Read one image and run the radiograph check alone (no model): its verdict, or
         NotARadiographError / ImageReadError. None when the gate is off."""
         return self._check([read_xray(image, name)], [image], [name] if name else None)[0]
 
-    def _check(self, grays: list[np.ndarray], sources: Sequence, names: Sequence[str] | None):
+    def _check(self, grays: list[np.ndarray], sources: Sequence, names: Sequence[str] | None,
+               refuse: bool | None = None):
         if self.gate is None:
             return [None] * len(grays)
         verdicts = self.gate.verdicts(grays)
-        if self.gate_mode == "refuse":
+        if self.gate_mode == "refuse" if refuse is None else refuse:
             for i, verdict in enumerate(verdicts):
                 raise_if_refused(verdict, names[i] if names else source_name(sources[i]))
         return verdicts
@@ -405,13 +410,8 @@ def ranked(probabilities: Mapping[str, float], thresholds: Mapping[str, float]) 
     own operating point, not against the others' scales. With one threshold for every label
     it is the order of probability. Ties keep the order of `probabilities`."""
     def margin(label: str) -> float:
-        return _logit(probabilities[label]) - _logit(thresholds[label])
+        return logit(probabilities[label]) - logit(thresholds[label])
     return sorted(probabilities, key=lambda l: -margin(l))
-
-
-def _logit(p: float, eps: float = 1e-7) -> float:
-    p = min(max(float(p), eps), 1.0 - eps)
-    return math.log(p / (1.0 - p))
 
 
 def findings_at(probabilities: Mapping[str, float], thresholds: Mapping[str, float]) -> list[str]:
