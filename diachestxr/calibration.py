@@ -18,7 +18,7 @@ not load it. The bins follow sklearn.calibration.calibration_curve(strategy="uni
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -26,14 +26,6 @@ import torch
 from .labels import known
 
 ECE_BINS = 15  # equal-width confidence bins of the expected calibration error (Guo et al. 2017)
-
-
-def temperature_of(config: Mapping | None) -> float:
-    """A checkpoint config's temperature: 1.0 when it has none (the raw outputs)."""
-    value = float((config or {}).get("temperature", 1.0))
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"a checkpoint's temperature must be a positive number, got {value}")
-    return value
 
 
 def probabilities(logits: torch.Tensor, multilabel: bool, temperature: float = 1.0) -> torch.Tensor:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .config import CheckpointConfig
 from .labels import DIAGNOSIS_SOURCE_GROUPS
 from .registry import DEFAULT_HUB_REVISION, get_spec
 
@@ -234,27 +235,27 @@ def headline_auroc(metrics: dict | None) -> float | None:
     return (broad or metrics).get("mean_auroc")
 
 
-def stranger_auroc(config: dict) -> float | None:
+def stranger_auroc(config: CheckpointConfig) -> float | None:
     """The one AUROC that predicts how the checkpoint reads a stranger's film (what the
     app's weak-model notice triggers on): screening, the worst hospital its recipe never saw
     (else adults only, else the test split); diagnosis, the broad-sample rows."""
-    metrics = config.get("test_metrics") or {}
-    if held := held_out_aurocs(config.get("leave_one_hospital_out")):
+    metrics = config.test_metrics or {}
+    if held := held_out_aurocs(config.leave_one_hospital_out):
         return min(held.values())
     if adult := metrics.get("adult"):
         return adult.get("covid19_vs_non_covid19_auroc")
     return headline_auroc(metrics)
 
 
-def outlook(config: dict) -> list[str]:
+def outlook(config: CheckpointConfig) -> list[str]:
     """How far to trust an answer of this checkpoint, in words a visitor reads: first the
     figure that predicts a stranger's film (screening: hospitals its recipe never saw, then
     adults only; diagnosis: the broad-sample NIH rows), the pooled test figure last. The one
     rule for the app's header and result notes, the report and the CLI's `info`."""
-    metrics = config.get("test_metrics") or {}
+    metrics = config.test_metrics or {}
     lines = []
-    if "per_class" in metrics or config.get("leave_one_hospital_out"):
-        held = [entry["against_unseen_adults"] for report in config.get("leave_one_hospital_out") or []
+    if "per_class" in metrics or config.leave_one_hospital_out:
+        held = [entry["against_unseen_adults"] for report in config.leave_one_hospital_out or []
                 for entry in report["by_source"].values()]
         if held:
             aurocs = [m["covid19_vs_non_covid19_auroc"] for m in held]
@@ -291,15 +292,15 @@ def outlook(config: dict) -> list[str]:
     return lines
 
 
-def _calibration_lines(config: dict) -> list[str]:
+def _calibration_lines(config: CheckpointConfig) -> list[str]:
     """The "Calibration" section (training.calibrate's record in the config): T, the
     expected calibration error before and after, and the validation bins as a table (the
     card is shown as Markdown in the app, where an image would not render)."""
-    cal = config.get("calibration")
-    if not cal or config.get("temperature") is None:
+    cal = config.calibration
+    if not cal:
         return []
-    multilabel = bool(config.get("multilabel"))
-    t = config["temperature"]
+    multilabel = config.multilabel
+    t = config.temperature
     val = cal.get("val") or {}
     lines = ["## Calibration", "",
              f"Probabilities are temperature-scaled: {'sigmoid' if multilabel else 'softmax'}"
@@ -309,10 +310,10 @@ def _calibration_lines(config: dict) -> list[str]:
              + ("each label's ranking (so every AUROC)" if multilabel else "the arg-max")
              + " and changes how much a probability claims: T > 1 softens an overconfident "
                "model, T < 1 sharpens an underconfident one.", ""]
-    if multilabel and config.get("thresholds"):
+    if multilabel and config.thresholds:
         lines += ["The per-label thresholds moved with T (logit(t') = logit(t) / T), so the "
                   "same radiographs are called as before.", ""]
-    elif config.get("covid19_threshold") is not None:
+    elif config.covid19_threshold is not None:
         lines += ["The COVID-19 operating point was re-chosen by the same rule on the "
                   "calibrated validation probabilities.", ""]
     lines += [f"Expected calibration error ({cal.get('bins', 15)} equal-width bins; "
@@ -335,7 +336,7 @@ def _calibration_lines(config: dict) -> list[str]:
             if before["n"] or after["n"]:
                 lines.append(f"| {before['lower']:.2f}-{before['upper']:.2f} | {cell(before)} "
                              f"| {cell(after)} |")
-    if multilabel and (rates := config.get("prevalence")):
+    if multilabel and (rates := config.prevalence):
         lines += ["", "Each label's usual rate (positives among the known training-split cells; "
                       "a probability reads as a multiple of it): "
                   + ", ".join(f"{label} {_fmt(v)}" for label, v in rates.items()) + "."]
@@ -359,16 +360,16 @@ def demote_headings(markdown: str, levels: int = 1) -> str:
     return "\n".join(lines)
 
 
-def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | None = None,
-               revision: str | None = None) -> str:
+def model_card(config: CheckpointConfig, eval_metrics: dict | None = None,
+               repo_id: str | None = None, revision: str | None = None) -> str:
     """A standalone Markdown model card for one checkpoint, from its <task>.json config and
     optionally a `diachestxr evaluate` metrics.json. Used for the Hub and for
     diachestxr/weights/<task>.md."""
-    task = config.get("task", "")
+    task = config.task
     spec = get_spec(task)
-    training = config.get("training") or {}
+    training = config.training or {}
     tcfg = training.get("config") or {}
-    out = [f"# DiaChestXR {task} model ({config.get('arch', spec.arch)})", "", NOTICE, ""]
+    out = [f"# DiaChestXR {task} model ({config.arch})", "", NOTICE, ""]
 
     out += ["## Model", ""]
     if spec.multilabel:
@@ -376,11 +377,11 @@ def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | No
                    "sigmoid outputs (" + ", ".join(spec.labels) + ").")
     else:
         out.append("- Single-label screening, softmax over " + ", ".join(spec.labels) + ".")
-    out += [f"- Architecture: torchvision {config.get('arch', spec.arch)} convolutional features -> "
+    out += [f"- Architecture: torchvision {config.arch} convolutional features -> "
             "global average pool -> dropout -> linear head (see `diachestxr/models.py`).",
-            f"- Input: grayscale radiograph squashed to {config.get('input_size', spec.input_size)}"
-            f" px, replicated to 3 channels, normalised with mean {config.get('mean')} and std "
-            f"{config.get('std')}.",
+            f"- Input: grayscale radiograph squashed to {config.input_size}"
+            f" px, replicated to 3 channels, normalised with mean {list(config.mean)} and std "
+            f"{list(config.std)}.",
             f"- Files: `{spec.filename}` (safetensors, fp16 storage) and `{spec.config_filename}` "
             "(labels, preprocessing, thresholds, training record).",
             f"- Initialisation: `{tcfg.get('init', 'not recorded')}`"
@@ -388,7 +389,7 @@ def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | No
                if tcfg.get("init") == "scratch" else "") + ".", ""]
 
     out += ["## Training data", ""]
-    training_data = config.get("training_data")
+    training_data = config.training_data
     if isinstance(training_data, dict):
         out += [f"- {k}: {v}" for k, v in training_data.items()]
     elif training_data:
@@ -417,32 +418,29 @@ def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | No
     out.append("")
 
     out += ["## Metrics", ""]
-    out += _held_out_lines(config.get("leave_one_hospital_out"))
-    validation = config.get("validation")
+    out += _held_out_lines(config.leave_one_hospital_out)
+    validation = config.validation
     if validation:
         out += ["Validation split, best epoch (the checkpoint kept): "
                 + ", ".join(f"{k} {_fmt(v)}" for k, v in validation.items()
                             if k not in ("lr", "elapsed_s")), ""]
-    if config.get("test_metrics"):
+    if config.test_metrics:
         out += ["Test split (recorded in the config):", ""]
-        out += _metrics_table(config["test_metrics"]) + [""]
+        out += _metrics_table(config.test_metrics) + [""]
     if eval_metrics:
         out += ["`python -m diachestxr evaluate` output shipped with this run:", ""]
         out += _metrics_table(eval_metrics) + [""]
-    for key, value in config.items():
-        if key.endswith("_metrics") and key != "test_metrics" and isinstance(value, dict):
-            out += [f"{key.replace('_', ' ').capitalize()}:", ""] + _metrics_table(value) + [""]
-    if not (validation or config.get("test_metrics") or eval_metrics):
+    if not (validation or config.test_metrics or eval_metrics):
         out += ["No metrics were recorded for this checkpoint.", ""]
-    if spec.multilabel and config.get("thresholds"):
+    if spec.multilabel and config.thresholds:
         out += ["Per-label decision thresholds (calibrated on the validation split, used by "
                 "`Predictor.diagnose` by default):", "",
-                "| " + " | ".join(config["thresholds"]) + " |",
-                "|---" * len(config["thresholds"]) + "|",
-                "| " + " | ".join(_fmt(v) for v in config["thresholds"].values()) + " |", ""]
+                "| " + " | ".join(config.thresholds) + " |",
+                "|---" * len(config.thresholds) + "|",
+                "| " + " | ".join(_fmt(v) for v in config.thresholds.values()) + " |", ""]
 
-    if (threshold := config.get("covid19_threshold")) is not None:
-        point = config.get("operating_point") or {}
+    if (threshold := config.covid19_threshold) is not None:
+        point = config.operating_point or {}
         out += [f"COVID-19 operating point: called from a probability of {_fmt(threshold)} "
                 f"(chosen on the validation split so that at most "
                 f"{1 - point.get('adult_specificity', 0.95):.0%} of adult non-COVID radiographs "
@@ -451,7 +449,7 @@ def model_card(config: dict, eval_metrics: dict | None = None, repo_id: str | No
     out += _calibration_lines(config)
     out += ["## Limitations", ""]
     out += [f"- {text}" for text in LIMITATIONS[task] + LIMITATIONS["common"]
-            + _as_list(config.get("limitations"))]
+            + _as_list(config.limitations)]
     out.append("")
 
     out += ["## Use", "", "```python", "from diachestxr import Predictor",

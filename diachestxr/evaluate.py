@@ -220,7 +220,7 @@ def _subset(task: str, targets: np.ndarray, probs: np.ndarray, mask: np.ndarray,
 
 def _covid19_threshold(predictor) -> float | None:
     """The screening checkpoint's COVID-19 operating point, if it has one."""
-    return predictor.models["screening"].config.get("covid19_threshold")
+    return predictor.models["screening"].config.covid19_threshold
 
 
 def _adult_block(predictor, targets: np.ndarray, probs: np.ndarray, central: list,

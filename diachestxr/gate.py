@@ -24,12 +24,13 @@ import torch
 from torch import nn
 
 from .io import ImageReadError
+from .registry import GATE_FILES
 from .transforms import resize_gray
+from .weights import WeightsError, resolve_weights
 
 log = logging.getLogger(__name__)
 
-GATE_DIR = Path(__file__).parent / "weights"
-GATE_NAME = "gate"
+GATE_NAME = GATE_FILES.filename.split(".")[0]
 KINDS = ("radiograph", "negative", "rotated", "partial", "document", "photo", "noise", "montage",
          "binary")
 INPUT_SIZE = 128
@@ -136,16 +137,16 @@ class RadiographGate:
         self.input_size = int(config["input_size"])
 
     @classmethod
-    def load(cls, folder: str | Path = GATE_DIR) -> "RadiographGate":
+    def load(cls, weights_dir: str | Path | None = None) -> "RadiographGate":
+        """The check from the first place that has it, as the models are resolved: weights_dir
+        (when it holds one), the Hub (or its cache), the bundled one. A missing or damaged
+        file is a WeightsError: the app reports it, never crashes."""
         from safetensors.torch import load_file
 
-        folder = Path(folder)
-        files = folder / f"{GATE_NAME}.safetensors", folder / f"{GATE_NAME}.json"
-        from .weights import WeightsError  # as for the models: the app reports it, never crashes
-
-        missing = [str(f) for f in files if not f.is_file()]
-        if missing:
-            raise WeightsError(f"radiograph check weights missing: {', '.join(missing)}; "
+        weights_file, source = resolve_weights(GATE_FILES, weights_dir)
+        files = weights_file, weights_file.with_name(GATE_FILES.config_filename)
+        if not files[1].is_file():
+            raise WeightsError(f"radiograph check weights missing: {files[1]}; "
                                "reinstall the package or train them with `python -m training.train_gate`")
         try:
             config = json.loads(files[1].read_text())
@@ -154,6 +155,7 @@ class RadiographGate:
         except Exception as e:  # noqa: BLE001 -- damaged JSON or safetensors, wrong shapes
             raise WeightsError(f"{files[0]}: the radiograph check's weights cannot be loaded ({e}); "
                                "reinstall the package") from None
+        log.info("radiograph check loaded from %s", source)
         return cls(net, config)
 
     @torch.inference_mode()

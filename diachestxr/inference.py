@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from . import profile
 from .card import headline_metrics, held_out_aurocs, outlook, stranger_auroc
-from .calibration import logit, probabilities as calibrated_probabilities, temperature_of
+from .calibration import logit, probabilities as calibrated_probabilities
 from .explain import (DEFAULT_ALPHA, DEFAULT_METHOD, HeadExplainer, check_method, class_target,
                       overlay, resize_map)
 from .gate import GateVerdict, RadiographGate, raise_if_refused
@@ -156,7 +156,7 @@ class Predictor:
         if gate not in GATE_MODES:
             raise ValueError(f"gate must be one of {GATE_MODES}, got {gate!r}")
         self.gate_mode = gate
-        self.gate = RadiographGate.load() if gate != "off" else None
+        self.gate = RadiographGate.load(weights_dir) if gate != "off" else None
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if models is None:
             loaded = [load_model(task, weights_dir) for task in tasks]
@@ -201,9 +201,9 @@ class Predictor:
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"overlay opacity must be between 0 and 1, got {alpha}")
         thr = self.thresholds(thresholds) if spec.multilabel else None
-        covid19_threshold = model.config.get("covid19_threshold")
+        covid19_threshold = model.config.covid19_threshold
         # the checkpoint's calibration (training.calibrate); thresholds are in its space
-        temperature = temperature_of(model.config)
+        temperature = model.config.temperature
         # screening's default map is the called class's, known once the batch has run
         # and diagnosis's default maps are the top-ranked labels', known once it has run
         per_result = explain == "default"
@@ -327,7 +327,7 @@ class Predictor:
         """The diagnosis thresholds: calibrated ones from the checkpoint, then `override`."""
         model = self._model("diagnosis")
         labels = model.spec.labels
-        thr = {l: float(model.config.get("thresholds", {}).get(l, DEFAULT_THRESHOLD)) for l in labels}
+        thr = {l: float(model.config.thresholds.get(l, DEFAULT_THRESHOLD)) for l in labels}
         if isinstance(override, (int, float)):
             thr = dict.fromkeys(labels, float(override))
         elif override:
@@ -346,23 +346,23 @@ class Predictor:
                 "location": loaded.source.public, "labels": list(loaded.spec.labels),
                 "checkpoint_sha256": loaded.checkpoint_id,  # hashed once, when loaded
                 # screening's call rule: COVID-19 from this probability (None: the argmax)
-                "covid19_threshold": config.get("covid19_threshold"),
-                "operating_point": config.get("operating_point"),
-                "training_data": config.get("training_data"),
-                "headline_metrics": headline_metrics(config.get("test_metrics")),
-                "test_metrics": config.get("test_metrics"),
-                "held_out_hospitals": held_out_aurocs(config.get("leave_one_hospital_out")),
+                "covid19_threshold": config.covid19_threshold,
+                "operating_point": config.operating_point or None,
+                "training_data": config.training_data,
+                "headline_metrics": headline_metrics(config.test_metrics),
+                "test_metrics": config.test_metrics,
+                "held_out_hospitals": held_out_aurocs(config.leave_one_hospital_out),
                 "outlook": outlook(config),
                 "stranger_auroc": stranger_auroc(config),
                 # diagnosis: each label's share of training radiographs (training.calibrate)
-                "prevalence": dict(config.get("prevalence") or {}),
-                "limitations": config.get("limitations")}
+                "prevalence": dict(config.prevalence),
+                "limitations": config.limitations}
 
     def operating_point(self, task: str) -> dict:
         """How the checkpoint's decision thresholds were chosen (e.g. diagnosis: the
         validation specificity each label's threshold keeps); {} when it does not say."""
         self._model(task)
-        return dict(self.models[task].config.get("operating_point") or {})
+        return dict(self.models[task].config.operating_point)
 
     def model_card(self, task: str) -> str:
         """The loaded checkpoint's model card (Markdown, as the Hub shows it)."""

@@ -12,8 +12,8 @@ Why ReLUs are not in-place: Grad-CAM hooks the activations, and an in-place ReLU
 hooked layer (DenseNet's norm5, AlexNet's features) rewrites them during backward.
 
 The model carries its spec (`model.spec`, timm's "the config travels with the model") and,
-once loaded from a checkpoint, that checkpoint's JSON config (`model.config`: thresholds,
-metrics): a model and the preprocessing or labels of another cannot be paired by mistake.
+its checkpoint config (`model.config`, a diachestxr.config.CheckpointConfig: thresholds,
+metrics; a new network's describes its spec alone): a model and the preprocessing or labels of another cannot be paired by mistake.
 `model.split()` cuts it at the Grad-CAM layer, so maps are explained on the small head
 (see diachestxr.explain).
 """
@@ -24,6 +24,7 @@ import torch
 import torchvision
 from torch import nn
 
+from .config import CheckpointConfig
 from .registry import ModelSpec, get_spec
 
 
@@ -45,7 +46,7 @@ class ChestXRayNet(nn.Module):
         self.classifier = nn.Linear(num_features, num_outputs)
 
         self.spec: ModelSpec | None = None  # set by build_model
-        self.config: dict = {}  # the checkpoint's JSON config, set by diachestxr.weights
+        self.config: CheckpointConfig | None = None  # set by build_model, then by diachestxr.weights
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled backbone features (N, num_features) the head classifies."""
@@ -99,4 +100,5 @@ def build_model(spec: ModelSpec | str, imagenet: bool = False) -> ChestXRayNet:
     else:
         raise ValueError(f"unknown architecture {spec.arch!r}")
     model.spec = spec
+    model.config = CheckpointConfig.for_spec(spec)
     return model

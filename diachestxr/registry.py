@@ -30,8 +30,29 @@ CAM_LAYERS = {
 ARCH_NAMES = {"alexnet": "AlexNet", "densenet121": "DenseNet-121"}  # as people write them
 
 
+class HubFiles:
+    """Where a checkpoint's two files are found (diachestxr.weights.resolve_weights): their
+    names, bundled and on the Hub, and the Hub repo and revision (the environment first)."""
+    task: str
+    filename: str  # safetensors file name, bundled and on the Hub; the config is <stem>.json
+    hub_repo: str
+    hub_revision: str
+
+    @property
+    def config_filename(self) -> str:
+        return self.filename.rsplit(".", 1)[0] + ".json"
+
+    @property
+    def resolved_hub_repo(self) -> str:
+        return os.environ.get("DIACHESTXR_HUB_REPO") or self.hub_repo
+
+    @property
+    def resolved_hub_revision(self) -> str:
+        return os.environ.get("DIACHESTXR_HUB_REVISION") or self.hub_revision
+
+
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(HubFiles):
     task: str
     arch: str
     labels: tuple[str, ...]
@@ -50,17 +71,16 @@ class ModelSpec:
     hub_repo: str = DEFAULT_HUB_REPO
     hub_revision: str = DEFAULT_HUB_REVISION
 
-    @property
-    def config_filename(self) -> str:
-        return self.filename.rsplit(".", 1)[0] + ".json"
 
-    @property
-    def resolved_hub_repo(self) -> str:
-        return os.environ.get("DIACHESTXR_HUB_REPO") or self.hub_repo
+@dataclass(frozen=True)
+class GateFiles(HubFiles):
+    task: str = "gate"  # the radiograph check (diachestxr.gate), resolved as the models are
+    filename: str = "gate.safetensors"
+    hub_repo: str = DEFAULT_HUB_REPO
+    hub_revision: str = DEFAULT_HUB_REVISION
 
-    @property
-    def resolved_hub_revision(self) -> str:
-        return os.environ.get("DIACHESTXR_HUB_REVISION") or self.hub_revision
+
+GATE_FILES = GateFiles()
 
 
 SPECS: dict[str, ModelSpec] = {

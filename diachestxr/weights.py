@@ -8,26 +8,25 @@ metrics). Nothing is unpickled.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 
+from .config import CheckpointConfig, ConfigError
 from .models import ChestXRayNet, build_model
 from .network import connect_error
-from .registry import ModelSpec, get_spec
+from .registry import HubFiles, ModelSpec, get_spec
 
 log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
 HUB_CONNECT_TIMEOUT_S = 1.5
-CONFIG_FORMAT = 1
 
 
 class WeightsError(RuntimeError):
@@ -70,25 +69,21 @@ class LoadedModel:
         return self.model.spec
 
     @property
-    def config(self) -> dict:
+    def config(self) -> CheckpointConfig:
         return self.model.config
 
 
 # ---------------------------------------------------------------------------------- saving
-def save_checkpoint(model: torch.nn.Module, config: dict, out_dir: str | os.PathLike,
-                    spec: ModelSpec, half: bool = True) -> Path:
-    """Write <task>.safetensors (+ .json); fp16 storage halves the size at no accuracy cost."""
+def save_checkpoint(model: torch.nn.Module, config: CheckpointConfig | None,
+                    out_dir: str | os.PathLike, spec: ModelSpec, half: bool = True) -> Path:
+    """Write <task>.safetensors (+ .json; None: the config describing `spec` alone); fp16
+    storage halves the size at no accuracy cost."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
              for k, v in model.state_dict().items()}
     save_file(state, str(out / spec.filename), metadata={"task": spec.task, "arch": spec.arch})
-    config = {"format": CONFIG_FORMAT, "task": spec.task, "arch": spec.arch,
-              "labels": list(spec.labels), "multilabel": spec.multilabel,
-              "input_size": spec.input_size, "mean": list(spec.mean), "std": list(spec.std),
-              "equalize": spec.equalize, "crop": spec.crop,
-              **config}
-    (out / spec.config_filename).write_text(json.dumps(config, indent=2) + "\n")
+    (config or CheckpointConfig.for_spec(spec)).write(out / spec.config_filename)
     return out / spec.filename
 
 
@@ -105,17 +100,15 @@ def load_checkpoint(weights_file: str | os.PathLike, spec: ModelSpec | str,
         raise WeightsError(f"{weights_file}: the config {spec.config_filename} that must sit "
                            "beside it is missing; copy both files of the checkpoint")
     try:
-        config = json.loads(config_file.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise WeightsError(f"{config_file}: not valid JSON ({e})") from None
-    if config.get("arch") != spec.arch or tuple(config.get("labels", ())) != spec.labels:
+        config = CheckpointConfig.read(config_file)
+    except ConfigError as e:
+        raise WeightsError(str(e)) from None
+    if config.arch != spec.arch or config.labels != spec.labels:
         raise WeightsError(
-            f"{config_file}: the checkpoint is a {config.get('arch')} with labels "
-            f"{config.get('labels')}, but the {spec.task} task needs a {spec.arch} with labels "
+            f"{config_file}: the checkpoint is a {config.arch} with labels "
+            f"{list(config.labels)}, but the {spec.task} task needs a {spec.arch} with labels "
             f"{list(spec.labels)}; use a checkpoint trained for the {spec.task} task")
-    spec = replace(spec, input_size=int(config.get("input_size", spec.input_size)),
-                   mean=tuple(config.get("mean", spec.mean)), std=tuple(config.get("std", spec.std)),
-                   equalize=bool(config.get("equalize", False)), crop=bool(config.get("crop", False)))
+    spec = config.apply_to(spec)
     try:
         # one read serves both the hash and the tensors: hashed here, once per load, never
         # again per result
@@ -148,28 +141,36 @@ def load_model(task: str, weights_dir: str | os.PathLike | None = None) -> Loade
     return loaded
 
 
-def resolve_weights(spec: ModelSpec, weights_dir: str | os.PathLike | None = None
+def resolve_weights(spec: HubFiles, weights_dir: str | os.PathLike | None = None
                     ) -> tuple[Path, WeightsSource]:
+    """The checkpoint file of `spec` (a task's ModelSpec, or the radiograph check's
+    GATE_FILES) and where it came from: an explicit folder, else the Hub (or its cache), else
+    the bundled one."""
     explicit = weights_dir or os.environ.get("DIACHESTXR_WEIGHTS_DIR")
     if explicit:
-        # An explicit choice is never silently replaced by another checkpoint.
         path = Path(explicit)
         path = path if path.suffix == ".safetensors" else path / spec.filename
-        if not path.is_file():
+        if path.is_file():
+            return path, WeightsSource("local", str(path.parent))
+        # An explicit choice of model is never silently replaced by another checkpoint. The
+        # radiograph check is no model a user picks: a folder without one leaves it to the
+        # Hub, then to the bundled one.
+        if isinstance(spec, ModelSpec):
             raise WeightsError(f"{path}: no {spec.task} checkpoint there (from "
                                f"{'--weights' if weights_dir else 'DIACHESTXR_WEIGHTS_DIR'}); "
                                f"expected {spec.filename} and {spec.config_filename}")
-        return path, WeightsSource("local", str(path.parent))
     hub_file = _from_hub(spec)
     if hub_file is not None:
         return hub_file, WeightsSource("hub", f"{spec.resolved_hub_repo}@{spec.resolved_hub_revision}")
     bundled = BUNDLED_DIR / spec.filename
     if bundled.is_file():
         return bundled, WeightsSource("bundled", str(BUNDLED_DIR))
+    train = (f"python -m training.train --task {spec.task} ..." if isinstance(spec, ModelSpec)
+             else "python -m training.train_gate --out RUN_DIR")
     raise WeightsError(
         f"no {spec.task} weights found: none in DIACHESTXR_WEIGHTS_DIR, none on the Hub "
         f"({spec.resolved_hub_repo}@{spec.resolved_hub_revision}), none bundled in "
-        f"{BUNDLED_DIR}. Train one (python -m training.train --task {spec.task} ...) and pass "
+        f"{BUNDLED_DIR}. Train one ({train}) and pass "
         "--weights RUN_DIR, or set DIACHESTXR_HUB_REPO to a repo that has them. "
         "Refusing to run with random weights.")
 
@@ -197,7 +198,7 @@ def hub_reachable(endpoint: str | None = None) -> bool:
         return _reachability[endpoint]
 
 
-def _from_hub(spec: ModelSpec) -> Path | None:
+def _from_hub(spec: HubFiles) -> Path | None:
     """The checkpoint from the Hub (or the HF cache), or None to fall back to bundled."""
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
@@ -225,7 +226,7 @@ def _from_hub(spec: ModelSpec) -> Path | None:
     return Path(files[0])
 
 
-def _from_hf_cache(spec: ModelSpec, repo: str) -> Path | None:
+def _from_hf_cache(spec: HubFiles, repo: str) -> Path | None:
     """The checkpoint from the standard HF cache (a revision's ref or commit), no network."""
     from huggingface_hub import try_to_load_from_cache
 

@@ -14,8 +14,8 @@ import torch
 from sklearn.calibration import calibration_curve
 
 from diachestxr.calibration import (ECE_BINS, expected_calibration_error, fit_temperature,
-                                    map_threshold, outcomes, prevalence, reliability,
-                                    temperature_of)
+                                    map_threshold, outcomes, prevalence, reliability)
+from diachestxr.config import CheckpointConfig
 from diachestxr.inference import findings_at, ranked
 from diachestxr.labels import NIH_LABELS, UNKNOWN
 from diachestxr.metrics import operating_points
@@ -98,10 +98,7 @@ def temperature(random_predictor):
 
     def set_t(value):
         for c in configs:
-            if value is None:
-                c.pop("temperature", None)
-            else:
-                c["temperature"] = value
+            c.temperature = 1.0 if value is None else value
     yield set_t
     set_t(None)
 
@@ -117,9 +114,10 @@ def test_no_temperature_or_t_1_gives_the_uncalibrated_probabilities(random_predi
         np.testing.assert_array_equal(random_predictor.probabilities(images, task),
                                       np.stack([r.scores for r in plain]))
         temperature(None)
-    assert temperature_of({}) == 1.0
+    spec = random_predictor.models["screening"].spec
+    assert CheckpointConfig.for_spec(spec).temperature == 1.0  # none stored: the raw outputs
     with pytest.raises(ValueError, match="positive"):
-        temperature_of({"temperature": 0})
+        CheckpointConfig.for_spec(spec, temperature=0)
 
 
 def test_a_temperature_divides_the_logits(random_predictor, temperature):
@@ -206,12 +204,12 @@ def test_calibrate_writes_a_calibrated_checkpoint(random_weights_dir, data_dir, 
     out = tmp_path / "out"
     new = calibrate("screening", weights, out, data)
     saved = json.loads((out / "screening.json").read_text())
-    assert saved["temperature"] == new["temperature"] > 0
+    assert saved["temperature"] == new.temperature > 0
     assert saved["calibration"]["val"]["after"]["nll"] <= saved["calibration"]["val"]["before"]["nll"] + 1e-9
     change = saved["calibration"]["threshold_changes"]["covid19_threshold"]
     assert saved["covid19_threshold"] == change["after"]
     assert saved["test_metrics"]["n"] == 6 and "adult" in saved["test_metrics"]
     card = (out / "screening.md").read_text()
-    assert "## Calibration" in card and f"T = {new['temperature']:.3f}" in card
+    assert "## Calibration" in card and f"T = {new.temperature:.3f}" in card
     assert (out / "calibration-screening.png").stat().st_size > 10_000
     assert (out / "screening.safetensors").is_file()

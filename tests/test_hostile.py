@@ -5,6 +5,7 @@ prediction when it is a readable radiograph; nothing crashes a batch or the serv
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -94,11 +95,18 @@ def test_api_refuses_each_case_with_its_reason(client, corpus, endpoint):
             assert result["radiograph_check"]["accepted"], name
 
 
-def test_missing_or_damaged_gate_weights_are_a_weights_error(tmp_path):
-    """Like a missing model: the app reports it (and disables the tab), it never crashes."""
+def test_missing_or_damaged_gate_weights_are_a_weights_error(tmp_path, monkeypatch, caplog):
+    """The check is resolved as the models are (a folder that holds one, the Hub, the bundled
+    one); like a missing model, a missing or damaged one is reported, never a crash."""
+    from diachestxr import weights
     from diachestxr.weights import WeightsError
 
-    with pytest.raises(WeightsError, match="radiograph check weights missing"):
+    monkeypatch.setenv("DIACHESTXR_HUB_REPO", "none")
+    with caplog.at_level(logging.INFO, logger="diachestxr.gate"):
+        RadiographGate.load(tmp_path)  # none in this folder: the bundled one
+    assert "radiograph check loaded from bundled" in caplog.text
+    monkeypatch.setattr(weights, "BUNDLED_DIR", tmp_path / "nothing-bundled")
+    with pytest.raises(WeightsError, match="no gate weights found.*training.train_gate"):
         RadiographGate.load(tmp_path)
     (tmp_path / "gate.json").write_text('{"kinds": ["radiograph"], "input_size": 128, "threshold": 0.5}')
     (tmp_path / "gate.safetensors").write_bytes(b"not a safetensors file")

@@ -142,6 +142,26 @@ def test_card_only_writes_task_cards(random_weights_dir, tmp_path):
     assert "Age confound" in (tmp_path / "screening.md").read_text()
 
 
+def test_the_radiograph_check_is_published_and_resolved_like_the_models(
+        hub, random_weights_dir, tmp_path, monkeypatch, no_bundled, caplog):
+    """A run folder holding the gate publishes it; with nothing bundled, a Predictor takes
+    it from the Hub (local folder without one -> Hub -> bundled, as for the models)."""
+    from diachestxr import Predictor
+    from diachestxr.registry import GATE_FILES
+
+    run = tmp_path / "run"
+    shutil.copytree(random_weights_dir, run)
+    for name in (GATE_FILES.filename, GATE_FILES.config_filename):
+        shutil.copy(ROOT / "diachestxr" / "weights" / name, run / name)
+    result = push.push_to_hub(run, REPO, tag="v1", token=TOKEN)
+    assert {"gate.safetensors", "gate.json"} <= set(result["files"])
+    monkeypatch.setenv("DIACHESTXR_HUB_REPO", REPO)
+    with caplog.at_level(logging.INFO, logger="diachestxr.gate"):
+        predictor = Predictor(tasks=["screening"], weights_dir=random_weights_dir)
+    assert predictor.gate is not None
+    assert f"radiograph check loaded from hub: {REPO}@v1" in caplog.text
+
+
 # ------------------------------------------------------------------ (ii) pre-filled cache, offline
 def test_prefilled_cache_with_hf_hub_offline(hub, random_weights_dir, tmp_path, monkeypatch,
                                              no_bundled):

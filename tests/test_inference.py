@@ -122,15 +122,15 @@ def test_a_covid19_operating_point_decides_the_label(random_predictor, xray):
     probability on, else the more probable of the others; the default map is the label's."""
     config = random_predictor.models["screening"].model.config
     try:
-        config["covid19_threshold"] = 0.0
+        config.covid19_threshold = 0.0
         r = random_predictor.screen(xray)
         assert r.label == "COVID-19" and list(r.explanations) == ["COVID-19"]
-        config["covid19_threshold"] = 1.0
+        config.covid19_threshold = 1.0
         r = random_predictor.screen(xray)
         others = {c: p for c, p in r.confidences.items() if c != "COVID-19"}
         assert r.label == max(others, key=others.get) and list(r.explanations) == [r.label]
     finally:
-        config.pop("covid19_threshold", None)
+        config.covid19_threshold = None
 
 
 def test_screening_predictions_rule():

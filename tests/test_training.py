@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -195,7 +196,8 @@ def test_nih_table_splits_patient_wise(tmp_path):
     assert not patients(train) & patients(val)  # patient 1's two images stay together
 
 
-def test_unknown_labels_change_neither_the_loss_nor_its_gradient():
+@pytest.mark.parametrize("kind", ["bce", "asl"])
+def test_unknown_labels_change_neither_the_loss_nor_its_gradient(kind):
     """U-Ignore: an UNKNOWN cell's logit may be anything; the loss and every other gradient
     stay as they are, and the loss is the mean over the known cells."""
     from torch.nn import functional as F
@@ -212,15 +214,32 @@ def test_unknown_labels_change_neither_the_loss_nor_its_gradient():
         logits = torch.randn(6, 14, generator=torch.Generator().manual_seed(1))
         logits[~known] += shift  # only the unknown cells' logits differ
         logits.requires_grad_(True)
-        loss = diagnosis_loss(logits, y)
+        loss = diagnosis_loss(logits, y, kind=kind)
         loss.backward()
         losses.append(loss.item()), grads.append(logits.grad.clone())
     assert losses[0] == pytest.approx(losses[1])
     assert (grads[0][~known] == 0).all() and (grads[1][~known] == 0).all()
     assert torch.allclose(grads[0], grads[1])
-    logits = torch.randn(6, 14, generator=torch.Generator().manual_seed(1))
-    expected = F.binary_cross_entropy_with_logits(logits[known], y[known])
-    assert diagnosis_loss(logits, y).item() == pytest.approx(expected.item())
+    if kind == "bce":
+        logits = torch.randn(6, 14, generator=torch.Generator().manual_seed(1))
+        expected = F.binary_cross_entropy_with_logits(logits[known], y[known])
+        assert diagnosis_loss(logits, y).item() == pytest.approx(expected.item())
+
+
+def test_asymmetric_loss_ignores_easy_negatives_and_keeps_positives_bce():
+    """--loss asl: a negative whose probability is under the margin adds nothing; a hard
+    negative adds less than its BCE; a positive adds exactly its BCE."""
+    from torch.nn import functional as F
+    from training.train import ASL_MARGIN, diagnosis_loss
+
+    def one(logit: float, target: float, kind: str) -> float:
+        return diagnosis_loss(torch.tensor([[logit]]), torch.tensor([[target]]), kind=kind).item()
+
+    easy = math.log(ASL_MARGIN / 2 / (1 - ASL_MARGIN / 2))  # p = margin / 2
+    assert one(easy, 0.0, "asl") == 0.0 < one(easy, 0.0, "bce")
+    assert 0 < one(1.0, 0.0, "asl") < one(1.0, 0.0, "bce")
+    assert one(-1.0, 1.0, "asl") == pytest.approx(
+        F.binary_cross_entropy_with_logits(torch.tensor(-1.0), torch.tensor(1.0)).item())
 
 
 def test_unknown_policy_and_positive_weights(data_dir):
@@ -364,9 +383,10 @@ def test_holdout_leaves_a_source_out_of_training_and_scores_the_run_on_it(runs, 
     assert 0 <= against["covid19_vs_non_covid19_auroc"] <= 1
     assert "within_source" not in entry  # no non-COVID radiograph of its own
     from diachestxr.card import model_card
+    from diachestxr.config import CheckpointConfig
 
-    config = json.loads((runs["screening"] / "screening.json").read_text())
-    card = model_card({**config, "leave_one_hospital_out": [{"name": "no-mhh", **report}]})
+    config = CheckpointConfig.read(runs["screening"] / "screening.json")
+    card = model_card(config.replace(leave_one_hospital_out=[{"name": "no-mhh", **report}]))
     assert "Hospitals it never saw" in card
     assert card.index("Hospitals it never saw") < card.index("Validation split")  # first
     assert f"| `mhh_covid` | no-mhh | {entry['n']} |" in card
@@ -401,7 +421,7 @@ def test_equalisation_runs_in_training_and_inference_alike(tmp_path):
     # the same function, a few gray levels apart on average (0.06 in normalised units)
     assert (trained_view - eval_tensor(gray, spec)).abs().mean() < 0.08
     assert (eval_tensor(gray, spec) - eval_tensor(gray, get_spec("screening"))).abs().mean() > 0.05
-    save_checkpoint(build_model(spec), {}, tmp_path, spec)
+    save_checkpoint(build_model(spec), None, tmp_path, spec)
     assert load_checkpoint(tmp_path / spec.filename, "screening").spec.equalize
 
 
@@ -426,7 +446,7 @@ def test_body_crop_runs_in_training_and_inference_alike(tmp_path):
     trained_view = train_transform(spec, "none")(torch.from_numpy(framed).unsqueeze(0))
     assert (trained_view - eval_tensor(framed, spec)).abs().mean() < 0.05
     assert (eval_tensor(framed, spec) - eval_tensor(framed, get_spec("screening"))).abs().mean() > 0.2
-    save_checkpoint(build_model(spec), {}, tmp_path, spec)
+    save_checkpoint(build_model(spec), None, tmp_path, spec)
     assert load_checkpoint(tmp_path / spec.filename, "screening").spec.crop
 
 

@@ -116,16 +116,18 @@ def test_the_outlook_of_the_bundled_models_leads_with_a_strangers_film():
 
     from diachestxr.weights import BUNDLED_DIR
 
-    screening, diagnosis = (json.loads((BUNDLED_DIR / f"{task}.json").read_text())
+    from diachestxr.config import CheckpointConfig
+
+    screening, diagnosis = (CheckpointConfig.read(BUNDLED_DIR / f"{task}.json")
                             for task in ("screening", "diagnosis"))
     first = outlook(screening)[0]
     assert first.startswith("Trained without one of") and "AUROC of 0." in first
     assert "pooled" in outlook(screening)[-1]
-    broad = diagnosis["test_metrics"]["by_source_group"]["broad"]["mean_auroc"]
+    broad = diagnosis.test_metrics["by_source_group"]["broad"]["mean_auroc"]
     assert f"mean AUROC of {broad:.2f}" in outlook(diagnosis)[0]
     assert stranger_auroc(diagnosis) == broad  # below 0.7: the tab warns
     held = [e["against_unseen_adults"]["covid19_vs_non_covid19_auroc"]
-            for r in screening["leave_one_hospital_out"] for e in r["by_source"].values()]
+            for r in screening.leave_one_hospital_out for e in r["by_source"].values()]
     assert stranger_auroc(screening) == min(held)
 
 

@@ -32,7 +32,7 @@ def test_no_weights_anywhere_is_refused(offline_empty):
 def test_bundled_is_the_last_resort(offline_empty, random_weights_dir):
     shutil.copytree(random_weights_dir, offline_empty)
     loaded = W.load_model("diagnosis")
-    assert loaded.source.kind == "bundled" and loaded.config["thresholds"]["Mass"] == 0.5
+    assert loaded.source.kind == "bundled" and loaded.config.thresholds["Mass"] == 0.5
 
 
 @pytest.mark.parametrize("via_env", [False, True])
@@ -51,7 +51,7 @@ def test_fp16_storage_keeps_the_outputs(tmp_path):
     spec = get_spec("diagnosis")
     torch.manual_seed(1)
     model = build_model(spec).eval()
-    W.save_checkpoint(model, {}, tmp_path, spec, half=True)
+    W.save_checkpoint(model, None, tmp_path, spec, half=True)
     loaded = W.load_checkpoint(tmp_path / spec.filename, spec).model
     x = eval_tensor(chest_like(), spec).unsqueeze(0)
     with torch.no_grad():

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from diachestxr.card import DATA, model_card
+from diachestxr.config import CheckpointConfig
 from diachestxr.evaluate import evaluate_csv, low_resolution_probabilities, read_labelled_csv
 from diachestxr.inference import Predictor
 from diachestxr.metrics import operating_points, specificity_threshold
@@ -38,8 +39,8 @@ SCORE = {"screening": "macro_auroc", "diagnosis": "mean_auroc"}  # reported on t
 ADULT_SPECIFICITY = 0.95  # screening: adult non-COVID radiographs not called COVID-19
 
 
-def set_operating_points(task: str, weights: Path, config_file: Path, config: dict,
-                         data: Path) -> dict:
+def set_operating_points(task: str, weights: Path, config_file: Path, config: CheckpointConfig,
+                         data: Path) -> CheckpointConfig:
     """Operating points chosen on the validation split, written into the run's config.
     Diagnosis: per label, 95 % specificity. Screening: COVID-19 is called from the lowest
     probability at which at most 5 % of adult non-COVID radiographs (the screening data's
@@ -49,19 +50,19 @@ def set_operating_points(task: str, weights: Path, config_file: Path, config: di
     predictor = Predictor.from_models(model)
     if task == "diagnosis":
         paths, targets = read_labelled_csv(data / "diagnosis" / "labels.csv", "diagnosis", "val")
-        config["thresholds"] = operating_points(targets, predictor.probabilities(paths, task),
-                                                model.spec.labels)
-        config["operating_point"] = OPERATING_POINT
+        config.thresholds = operating_points(targets, predictor.probabilities(paths, task),
+                                             model.spec.labels)
+        config.operating_point = OPERATING_POINT
     else:
         records = validation_adults(data)
-        config["covid19_threshold"] = covid19_threshold(predictor, records)
-        config["operating_point"] = {
+        config.covid19_threshold = covid19_threshold(predictor, records)
+        config.operating_point = {
             "rule": "COVID-19 when its probability reaches covid19_threshold, else the more "
                     "probable of the other classes; the threshold keeps this share of adult "
                     "non-COVID validation radiographs from being called COVID-19",
             "adult_specificity": ADULT_SPECIFICITY, "split": "val",
             "adult_validation_images": len(records)}
-    config_file.write_text(json.dumps(config, indent=2) + "\n")
+    config.write(config_file)
     return config
 
 
@@ -123,19 +124,19 @@ def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False,
                      f"(the training selection score): {new:.3f} against {old:.3f}."] + notes
         # the test metrics hold, for screening, the adult block (COVID-19 against adult
         # radiographs of another hospital taken before COVID-19) and recall per source
-        config["test_metrics"] = evaluate_csv(task, data / task / "labels.csv", split="test",
+        config.test_metrics = evaluate_csv(task, data / task / "labels.csv", split="test",
                                               weights_dir=run_dir, out=run_dir / f"{task}_test_metrics.json",
                                               plots_dir=run_dir / "plots", **_adults(task, data))
-        config["training_data"] = DATA[task]
-        config["limitations"] = notes
+        config.training_data = DATA[task]
+        config.limitations = notes
         if holdout_reports and task == "screening":  # training/holdout.py, shown first in the card
-            config["leave_one_hospital_out"] = [json.loads(Path(f).read_text()) for f in holdout_reports]
+            config.leave_one_hospital_out = [json.loads(Path(f).read_text()) for f in holdout_reports]
         out.mkdir(parents=True, exist_ok=True)
         shutil.copy(weights, out / weights.name)
-        (out / weights.with_suffix(".json").name).write_text(json.dumps(config, indent=2) + "\n")
+        config.write(out / weights.with_suffix(".json").name)
         (out / f"{task}.md").write_text(model_card(config) + "\n")
         written += [out / weights.name, out / f"{task}.md"]
-        print(f"{task}: bundled {weights} (test {score} {config['test_metrics'][score]})")
+        print(f"{task}: bundled {weights} (test {score} {config.test_metrics[score]})")
     return written
 
 

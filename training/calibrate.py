@@ -24,6 +24,7 @@ folder) the checkpoint with its updated config, its model card <task>.md, the te
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import shutil
@@ -33,9 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from diachestxr.calibration import (ECE_BINS, fit_temperature, map_threshold, nll, outcomes,
-                                    prevalence, reliability, temperature_of)
+                                    prevalence, reliability)
 from diachestxr.calibration import probabilities as calibrated_probabilities
 from diachestxr.card import model_card
+from diachestxr.config import CheckpointConfig
 from diachestxr.evaluate import evaluate_csv, read_labelled_csv
 from diachestxr.inference import Predictor
 from diachestxr.metrics import operating_points
@@ -95,15 +97,15 @@ def training_prevalence(csv: Path, labels) -> dict[str, float | None]:
 
 
 def calibrate(task: str, weights: Path, out: Path, data: Path, plot: Path | None = None,
-              test: bool = True) -> dict:
+              test: bool = True) -> CheckpointConfig:
     """Fit and store the temperature (see the module docstring); returns the new config."""
     spec = get_spec(task)
     weights, out = Path(weights), Path(out)
     csv = data / task / "labels.csv"
     with Predictor(tasks=[task], weights_dir=weights, gate="off") as predictor:
         model = predictor.models[task].model
-        config = json.loads(json.dumps(model.config))  # a copy: the loaded model keeps its own
-        old_t = temperature_of(config)
+        config = copy.deepcopy(model.config)  # a copy: the loaded model keeps its own
+        old_t = config.temperature
         multilabel = spec.multilabel
         paths, targets = read_labelled_csv(csv, task, "val")
         logits = predictor.logits(paths, task, progress=True)
@@ -121,7 +123,7 @@ def calibrate(task: str, weights: Path, out: Path, data: Path, plot: Path | None
                   "val": calibration_report(logits, targets, multilabel, new_t)}
         changes, before = {}, {}  # before: the replaced values (a side file, not the config)
         if multilabel:
-            thresholds, nudge = map_diagnosis_thresholds(config.get("thresholds") or {},
+            thresholds, nudge = map_diagnosis_thresholds(config.thresholds,
                                                          logits, spec.labels, old_t, new_t)
             # the rule's own choice on the calibrated validation probabilities, for the record
             rechosen = operating_points(targets, _probs(logits, True, new_t), spec.labels)
@@ -134,44 +136,44 @@ def calibrate(task: str, weights: Path, out: Path, data: Path, plot: Path | None
                 # the stored thresholds against the rule at the previous temperature: 0 when
                 # they were chosen on this validation split
                 "largest_difference_before_to_rule": max(
-                    abs(float((config.get("thresholds") or {}).get(l, 0.5)) - v) for l, v in
+                    abs(float(config.thresholds.get(l, 0.5)) - v) for l, v in
                     operating_points(targets, _probs(logits, True, old_t), spec.labels).items())}
-            before["thresholds"] = config.get("thresholds")
-            config["thresholds"] = thresholds
-            config["prevalence"] = training_prevalence(csv, spec.labels)
-        elif config.get("covid19_threshold") is not None:
+            before["thresholds"] = config.thresholds
+            config.thresholds = thresholds
+            config.prevalence = training_prevalence(csv, spec.labels)
+        elif config.covid19_threshold is not None:
             records = validation_adults(data)
-            model.config["temperature"] = old_t  # as loaded: reproduces the stored point
+            model.config.temperature = old_t  # as loaded: reproduces the stored point
             reproduced = covid19_threshold(predictor, records)
-            model.config["temperature"] = new_t
+            model.config.temperature = new_t
             rechosen = covid19_threshold(predictor, records)
-            changes["covid19_threshold"] = {"before": config["covid19_threshold"],
+            changes["covid19_threshold"] = {"before": config.covid19_threshold,
                                             "reproduced_before": reproduced, "after": rechosen,
                                             "rule": "re-chosen on the validation adults by "
                                                     "training.bundle.covid19_threshold"}
-            config["covid19_threshold"] = rechosen
+            config.covid19_threshold = rechosen
         if test:
             test_paths, test_targets = read_labelled_csv(csv, task, "test")
             report["test"] = calibration_report(predictor.logits(test_paths, task, progress=True),
                                                 test_targets, multilabel, new_t)
-    config["temperature"] = new_t
+    config.temperature = new_t
     report["threshold_changes"] = changes
-    config["calibration"] = report
+    config.calibration = report
 
     out.mkdir(parents=True, exist_ok=True)
     for f in (spec.filename,):
         if (weights / f).resolve() != (out / f).resolve():
             shutil.copy(weights / f, out / f)
     config_file = out / spec.config_filename
-    config_file.write_text(json.dumps(config, indent=2) + "\n")
+    config.write(config_file)
     if test:  # thresholds moved: re-measure the test split as training.bundle does
-        old_metrics = config.get("test_metrics")
+        old_metrics = config.test_metrics
         adults = {"extra_adults": data / "diagnosis" / "labels.csv"} if task == "screening" else {}
-        config["test_metrics"] = evaluate_csv(task, csv, split="test", weights_dir=out,
+        config.test_metrics = evaluate_csv(task, csv, split="test", weights_dir=out,
                                               out=out / f"{task}_test_metrics.json",
                                               plots_dir=out / "plots", **adults)
-        before["test_metrics_changed"] = changed_numbers(old_metrics or {}, config["test_metrics"])
-        config_file.write_text(json.dumps(config, indent=2) + "\n")
+        before["test_metrics_changed"] = changed_numbers(old_metrics or {}, config.test_metrics)
+        config.write(config_file)
     # what calibration replaced, for the record of this run (not part of the checkpoint)
     (out / f"{task}_calibration_changes.json").write_text(json.dumps(before, indent=2) + "\n")
     (out / f"{task}.md").write_text(model_card(config) + "\n")
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = calibrate(args.task, args.weights, args.out, args.data, args.plot, not args.no_test)
-    cal = config["calibration"]
+    cal = config.calibration
     summary = {"task": args.task, "temperature": cal["temperature"],
                **{f"{split}_ece": [cal[split]["before"]["ece"], cal[split]["after"]["ece"]]
                   for split in ("val", "test") if split in cal},

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     sources = args.sources
     if not sources:
         _, _, config = find_checkpoints(args.run_dir)["screening"]
-        sources = config.get("training", {}).get("config", {}).get("holdout", "")
+        sources = config.training.get("config", {}).get("holdout", "")
     if not sources:
         raise SystemExit("no held-out source: the run has no --holdout; name them with --sources")
     report = {"name": args.name or args.run_dir.name,

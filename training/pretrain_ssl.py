@@ -34,6 +34,7 @@ from tqdm import tqdm
 from diachestxr.models import build_model
 from diachestxr.registry import get_spec
 from diachestxr.transforms import TRAIN_CACHE_SCALE, train_transform
+from diachestxr.config import CheckpointConfig
 from diachestxr.weights import save_checkpoint
 
 from .data import load_images, read_labels_csv
@@ -144,9 +145,9 @@ def main(argv: list[str] | None = None) -> None:
         with (out / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-        save_checkpoint(model.backbone, {"pretraining": {
-            "method": "SimCLR", "images": len(images), "settings": settings, "last_epoch": row}},
-            out, spec)
+        record = {"pretraining": "SimCLR (self-supervised)", "images": len(images),
+                  "config": settings, "epochs_run": epoch + 1, "last_epoch": row}
+        save_checkpoint(model.backbone, CheckpointConfig.for_spec(spec, training=record), out, spec)
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "epoch": epoch}, state_file)
         if args.minutes and time.time() - t0 > args.minutes * 60:

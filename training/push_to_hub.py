@@ -7,7 +7,9 @@ A RUN_DIR holds <task>.safetensors + <task>.json (what `python -m training.train
 folder may hold both tasks, like diachestxr/weights/) and optionally the output of
 `python -m diachestxr evaluate` as <task>_metrics.json or metrics.json. Uploaded, in one
 commit: every <task>.safetensors and <task>.json, a <task>.md model card per task, and a
-README.md (the Hub's model card) combining the cards of all tasks in the repo.
+README.md (the Hub's model card) combining the cards of all tasks in the repo. A folder that
+holds the radiograph check (gate.safetensors + gate.json, from `python -m training.train_gate`,
+or diachestxr/weights/) publishes it too; the app resolves it from the Hub as the models.
 
 The app resolves `DIACHESTXR_HUB_REPO` at `DIACHESTXR_HUB_REVISION` (default tag "v1"), so
 publish with `--tag v1` (or a new tag, then point the deployment at it). The token comes from
@@ -24,12 +26,13 @@ import tempfile
 from pathlib import Path
 
 from diachestxr.card import NOTICE, demote_headings, model_card
-from diachestxr.registry import DEFAULT_HUB_REVISION, SPECS, TASKS
+from diachestxr.config import CheckpointConfig, ConfigError
+from diachestxr.registry import DEFAULT_HUB_REVISION, GATE_FILES, SPECS, TASKS
 
 log = logging.getLogger("training.push_to_hub")
 
 # ------------------------------------------------------------------------ run folders
-def find_checkpoints(run_dir: str | Path) -> dict[str, tuple[Path, Path, dict]]:
+def find_checkpoints(run_dir: str | Path) -> dict[str, tuple[Path, Path, CheckpointConfig]]:
     """{task: (safetensors, config json, config)} for every task checkpoint in run_dir."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -41,7 +44,10 @@ def find_checkpoints(run_dir: str | Path) -> dict[str, tuple[Path, Path, dict]]:
             continue
         if not config_file.is_file():
             raise SystemExit(f"{config_file}: missing; the config must sit beside {weights.name}")
-        found[task] = (weights, config_file, json.loads(config_file.read_text()))
+        try:
+            found[task] = (weights, config_file, CheckpointConfig.read(config_file))
+        except ConfigError as e:
+            raise SystemExit(str(e)) from None
     if not found:
         raise SystemExit(f"{run_dir}: no checkpoint there (expected "
                          f"{' or '.join(s.filename for s in SPECS.values())} + its .json)")
@@ -103,6 +109,16 @@ def _verify(weights: Path, task: str) -> None:
         raise SystemExit(f"not publishing: {e}") from None
 
 
+def _verify_gate(folder: Path) -> None:
+    from diachestxr.gate import RadiographGate
+    from diachestxr.weights import WeightsError
+
+    try:
+        RadiographGate.load(folder)
+    except WeightsError as e:
+        raise SystemExit(f"not publishing: {e}") from None
+
+
 def push_to_hub(run_dirs: list[str | Path] | str | Path, repo_id: str, revision: str = "main",
                 tag: str | None = None, private: bool = False, token: str | None = None,
                 move_tag: bool = False, commit_message: str | None = None,
@@ -121,9 +137,16 @@ def push_to_hub(run_dirs: list[str | Path] | str | Path, repo_id: str, revision:
                 raise SystemExit(f"two {task} checkpoints given ({found[task][3]} and {run_dir}); "
                                  "publish one per task")
             found[task] = (weights, config_file, config, Path(run_dir))
+    # the radiograph check travels with the models when a run folder holds one (the app
+    # resolves it as it resolves them: diachestxr.gate.RadiographGate.load)
+    gates = [Path(d) for d in run_dirs if (Path(d) / GATE_FILES.filename).is_file()]
+    if len(gates) > 1:
+        raise SystemExit(f"two radiograph checks given ({gates[0]} and {gates[1]}); publish one")
     if verify:
         for task, (weights, *_rest) in found.items():
             _verify(weights, task)
+        for folder in gates:
+            _verify_gate(folder)
 
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
@@ -148,6 +171,9 @@ def push_to_hub(run_dirs: list[str | Path] | str | Path, repo_id: str, revision:
             card.write_text(cards[task] + "\n")
             for path in (weights, config_file, card):
                 operations.append(CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path)))
+        for folder in gates:
+            for name in (GATE_FILES.filename, GATE_FILES.config_filename):
+                operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)))
         readme = staging / "README.md"
         readme.write_text(repo_card({t: cards[t] for t in TASKS if t in cards}, repo_id) + "\n")
         operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(readme)))

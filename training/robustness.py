@@ -42,7 +42,7 @@ def robustness(task: str, weights_dir: Path | None, data: Path, adults_only: boo
     variants["all_four"] = [film_artifacts(rng, g, every=True) for g in grays]
     with Predictor(tasks=[task], weights_dir=weights_dir, gate="off") as predictor:
         loaded = predictor.models[task]
-        threshold = loaded.config.get("covid19_threshold")
+        threshold = loaded.config.covid19_threshold
 
         def answer(images):
             probs = predictor.probabilities(images, task)

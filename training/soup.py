@@ -40,11 +40,9 @@ def soup(runs: list[Path], out: Path) -> Path:
         raise SystemExit(f"each run must hold one checkpoint of the same task; found {tasks}")
     task = tasks.pop()
     loaded = [load_checkpoint(found[task][0], task) for found in checkpoints]
-    config = {k: v for k, v in loaded[0].config.items()
-              if k not in ("format", "task", "arch", "labels", "multilabel", "input_size", "mean",
-                           "std", "equalize", "crop")}
-    config["training"] = {**config.get("training", {}), "soup_of": [str(r) for r in runs],
-                          "soup_validation": [m.config.get("validation") for m in loaded]}
+    config = loaded[0].config.replace(training={
+        **loaded[0].config.training, "soup_of": [str(r) for r in runs],
+        "soup_validation": [m.config.validation for m in loaded]})
     return save_checkpoint(weight_average([m.model for m in loaded]), config, out,
                            loaded[0].model.spec)
 

@@ -33,6 +33,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
+from diachestxr.config import CheckpointConfig
 from diachestxr.evaluate import low_resolution_probabilities
 from diachestxr.metrics import (FINDING_SPECIFICITY, adult_screening_metrics, balanced_accuracy,
                                  mean_auroc, operating_points, screening_metrics)
@@ -77,6 +78,10 @@ class TrainConfig:
     # diagnosis: 0 off; else each label's positives weigh (negatives / positives) ** this in
     # the loss (0.5: the square root), capped at POS_WEIGHT_CAP, against label imbalance
     pos_weight: float = 0.0
+    # diagnosis: bce, or asl: the asymmetric loss of Ridnik et al. (ICCV 2021) with their
+    # defaults, which down-weights the many easy negatives of a rare label (gamma- 4, a 0.05
+    # probability margin) and keeps the positives' full BCE (gamma+ 0)
+    loss: str = "bce"
     # diagnosis: distillation. Comma-separated runs (or .safetensors) whose averaged
     # probabilities on the (unaugmented) training images become soft targets: a known cell's
     # target is (1 - distill) * label + distill * teachers, an unknown cell's the teachers'.
@@ -299,14 +304,27 @@ def with_teacher_targets(records: list[Record], images: np.ndarray, teachers: st
                                 .astype(np.float32)) for r, s in zip(records, soft)]
 
 
-def diagnosis_loss(logits: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor | None = None
-                   ) -> torch.Tensor:
-    """BCE-with-logits over the known cells only: an UNKNOWN (-1) target adds nothing to the
-    loss or its gradient (CheXpert's U-Ignore), so a batch's loss is the mean over its known
-    cells. pos_weight (L,) weighs each label's positives (imbalance)."""
+ASL_GAMMA_NEG, ASL_MARGIN = 4.0, 0.05  # --loss asl: Ridnik et al.'s defaults
+
+
+def diagnosis_loss(logits: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor | None = None,
+                   kind: str = "bce") -> torch.Tensor:
+    """BCE-with-logits (or the asymmetric loss, kind="asl") over the known cells only: an
+    UNKNOWN (-1) target adds nothing to the loss or its gradient (CheXpert's U-Ignore), so a
+    batch's loss is the mean over its known cells. pos_weight (L,) weighs each label's
+    positives (imbalance). Targets may be soft (distillation)."""
     mask = known(y)
-    loss = F.binary_cross_entropy_with_logits(logits, y.clamp(min=0), pos_weight=pos_weight,
-                                              reduction="none")
+    y = y.clamp(min=0)
+    if kind == "asl":
+        # positives: plain -log p; negatives: the probability shifted down by the margin
+        # (easy negatives below it add nothing) and focused by (p_m) ** gamma-
+        p_neg = (torch.sigmoid(logits) - ASL_MARGIN).clamp(min=0)
+        log_1m = torch.log((1 - p_neg).clamp(min=1e-8))
+        pos = -F.logsigmoid(logits) * (pos_weight if pos_weight is not None else 1)
+        loss = y * pos - (1 - y) * p_neg.pow(ASL_GAMMA_NEG) * log_1m
+    else:
+        loss = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pos_weight,
+                                                  reduction="none")
     return (loss * mask).sum() / mask.sum().clamp(min=1)
 
 
@@ -351,7 +369,9 @@ def train(cfg: TrainConfig) -> Path:
     if spec.multilabel:
         pos_weight = (torch.as_tensor(positive_weights(train_recs, cfg.pos_weight), device=device)
                       if cfg.pos_weight else None)
-        criterion = lambda logits, y: diagnosis_loss(logits, y, pos_weight)  # noqa: E731
+        if cfg.loss not in ("bce", "asl"):
+            raise SystemExit(f"--loss {cfg.loss}: choose bce or asl")
+        criterion = lambda logits, y: diagnosis_loss(logits, y, pos_weight, cfg.loss)  # noqa: E731
         weights = np.ones(len(train_recs))
         if cfg.teacher:  # after the weights and the probe, which read the labels themselves
             train_recs = with_teacher_targets(train_recs, train_imgs, cfg.teacher, cfg.distill)
@@ -446,27 +466,27 @@ def train(cfg: TrainConfig) -> Path:
             break
     if main and (out / spec.config_filename).is_file():
         # the checkpoint's config was written at its best epoch: record the whole run
-        config = json.loads((out / spec.config_filename).read_text())
-        config["training"].update(epochs_run=len(history), wall_time_s=round(time.time() - t0, 1))
-        (out / spec.config_filename).write_text(json.dumps(config, indent=2) + "\n")
+        config = CheckpointConfig.read(out / spec.config_filename)
+        config.training.update(epochs_run=len(history), wall_time_s=round(time.time() - t0, 1))
+        config.write(out / spec.config_filename)
     if distributed:
         dist.destroy_process_group()
     return out
 
 
 def run_config(cfg: TrainConfig, spec: ModelSpec, val_probs: np.ndarray, val_recs: list[Record],
-               history: list, t0: float) -> dict:
-    """What goes into <task>.json beside the weights (see diachestxr.weights)."""
-    config = {"training": {"command": command_line(cfg),
-                           "config": dataclasses.asdict(cfg), "epochs_run": len(history),
-                           "best_epoch": history[-1]["epoch"],
-                           "wall_time_s": round(time.time() - t0, 1)},
-              "validation": history[-1]}
+               history: list, t0: float) -> CheckpointConfig:
+    """What goes into <task>.json beside the weights (diachestxr.config)."""
+    config = CheckpointConfig.for_spec(
+        spec, validation=history[-1],
+        training={"command": command_line(cfg), "config": dataclasses.asdict(cfg),
+                  "epochs_run": len(history), "best_epoch": history[-1]["epoch"],
+                  "wall_time_s": round(time.time() - t0, 1)})
     if spec.multilabel:
         targets = np.stack([r.target for r in val_recs])
         # Per-label operating points chosen on validation; `diagnose` uses them.
-        config["thresholds"] = operating_points(targets, val_probs, spec.labels)
-        config["operating_point"] = OPERATING_POINT
+        config.thresholds = operating_points(targets, val_probs, spec.labels)
+        config.operating_point = OPERATING_POINT
     return config
 
 
