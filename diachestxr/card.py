@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .config import CheckpointConfig
 from .labels import DIAGNOSIS_SOURCE_GROUPS
-from .registry import DEFAULT_HUB_REVISION, get_spec
+from .registry import DEFAULT_HUB_REVISION, ModelSpec, get_spec
 
 NOTICE = ("**Research and teaching use only. This is not a medical device**: it is not cleared "
           "or approved for diagnosis, triage or any clinical decision, and its outputs must not "
@@ -365,44 +365,56 @@ def model_card(config: CheckpointConfig, eval_metrics: dict | None = None,
     """A standalone Markdown model card for one checkpoint, from its <task>.json config and
     optionally a `diachestxr evaluate` metrics.json. Used for the Hub and for
     diachestxr/weights/<task>.md."""
-    task = config.task
-    spec = get_spec(task)
-    training = config.training or {}
-    tcfg = training.get("config") or {}
-    out = [f"# DiaChestXR {task} model ({config.arch})", "", NOTICE, ""]
+    spec = get_spec(config.task)
+    out = [f"# DiaChestXR {config.task} model ({config.arch})", "", NOTICE, ""]
+    out += _model_lines(config, spec)
+    out += _training_lines(config)
+    out += _metrics_lines(config, spec, eval_metrics)
+    out += _calibration_lines(config)
+    out += ["## Limitations", ""]
+    out += [f"- {text}" for text in LIMITATIONS[config.task] + LIMITATIONS["common"]
+            + _as_list(config.limitations)]
+    out.append("")
+    return "\n".join(out + _use_lines(spec, repo_id, revision))
 
-    out += ["## Model", ""]
+
+def _model_lines(config: CheckpointConfig, spec: ModelSpec) -> list[str]:
+    out = ["## Model", ""]
     if spec.multilabel:
         out.append(f"- Multi-label NIH ChestX-ray14 diagnosis: {len(spec.labels)} independent "
                    "sigmoid outputs (" + ", ".join(spec.labels) + ").")
     else:
         out.append("- Single-label screening, softmax over " + ", ".join(spec.labels) + ".")
-    out += [f"- Architecture: torchvision {config.arch} convolutional features -> "
-            "global average pool -> dropout -> linear head (see `diachestxr/models.py`).",
-            f"- Input: grayscale radiograph squashed to {config.input_size}"
-            f" px, replicated to 3 channels, normalised with mean {list(config.mean)} and std "
-            f"{list(config.std)}.",
-            f"- Files: `{spec.filename}` (safetensors, fp16 storage) and `{spec.config_filename}` "
-            "(labels, preprocessing, thresholds, training record).",
-            f"- Initialisation: `{tcfg.get('init', 'not recorded')}`"
-            + (" (random initialisation, no ImageNet pre-training)"
-               if tcfg.get("init") == "scratch" else "") + ".", ""]
+    init = config.training.get("config", {}).get("init")
+    return out + [
+        f"- Architecture: torchvision {config.arch} convolutional features -> "
+        "global average pool -> dropout -> linear head (see `diachestxr/models.py`).",
+        f"- Input: grayscale radiograph squashed to {config.input_size}"
+        f" px, replicated to 3 channels, normalised with mean {list(config.mean)} and std "
+        f"{list(config.std)}.",
+        f"- Files: `{spec.filename}` (safetensors, fp16 storage) and `{spec.config_filename}` "
+        "(labels, preprocessing, thresholds, training record).",
+        f"- Initialisation: `{init or 'not recorded'}`"
+        + (" (random initialisation, no ImageNet pre-training)" if init == "scratch" else "")
+        + ".", ""]
 
-    out += ["## Training data", ""]
-    training_data = config.training_data
-    if isinstance(training_data, dict):
-        out += [f"- {k}: {v}" for k, v in training_data.items()]
-    elif training_data:
-        out.append(str(training_data))
+
+def _training_lines(config: CheckpointConfig) -> list[str]:
+    """The "Training data" and "Training" sections: what it saw, and the run's record."""
+    training = config.training
+    tcfg = training.get("config") or {}
+    out = ["## Training data", ""]
+    if isinstance(config.training_data, dict):
+        out += [f"- {k}: {v}" for k, v in config.training_data.items()]
+    elif config.training_data:
+        out.append(str(config.training_data))
     else:
-        out.append(DATA[task])
+        out.append(DATA[config.task])
     if tcfg.get("extra_adults"):
         out.append(f"\nExtra adult radiographs from `{tcfg['extra_adults']}` (NIH ChestX-ray14, "
                    "train/val rows: no finding as Normal, Pneumonia as Pneumonia, any other "
                    "finding as the partial label 'not COVID-19').")
-    out.append("")
-
-    out += ["## Training", ""]
+    out += ["", "## Training", ""]
     if training.get("command"):
         out += ["Exact command:", "", "```bash", training["command"], "```", ""]
     else:
@@ -415,14 +427,18 @@ def model_card(config: CheckpointConfig, eval_metrics: dict | None = None,
                                          "input_size", "samples_per_epoch", "seed") if tcfg.get(k)]
     out += [f"- {k}: {v}" for k, v in facts if v is not None]
     out += [f"- {note}" for note in _as_list(tcfg.get("notes"))]
-    out.append("")
+    return out + [""]
 
-    out += ["## Metrics", ""]
+
+def _metrics_lines(config: CheckpointConfig, spec: ModelSpec, eval_metrics: dict | None
+                   ) -> list[str]:
+    """The "Metrics" section: hospitals never seen first, then validation and test, then
+    the decision thresholds."""
+    out = ["## Metrics", ""]
     out += _held_out_lines(config.leave_one_hospital_out)
-    validation = config.validation
-    if validation:
+    if config.validation:
         out += ["Validation split, best epoch (the checkpoint kept): "
-                + ", ".join(f"{k} {_fmt(v)}" for k, v in validation.items()
+                + ", ".join(f"{k} {_fmt(v)}" for k, v in config.validation.items()
                             if k not in ("lr", "elapsed_s")), ""]
     if config.test_metrics:
         out += ["Test split (recorded in the config):", ""]
@@ -430,7 +446,7 @@ def model_card(config: CheckpointConfig, eval_metrics: dict | None = None,
     if eval_metrics:
         out += ["`python -m diachestxr evaluate` output shipped with this run:", ""]
         out += _metrics_table(eval_metrics) + [""]
-    if not (validation or config.test_metrics or eval_metrics):
+    if not (config.validation or config.test_metrics or eval_metrics):
         out += ["No metrics were recorded for this checkpoint.", ""]
     if spec.multilabel and config.thresholds:
         out += ["Per-label decision thresholds (calibrated on the validation split, used by "
@@ -438,28 +454,24 @@ def model_card(config: CheckpointConfig, eval_metrics: dict | None = None,
                 "| " + " | ".join(config.thresholds) + " |",
                 "|---" * len(config.thresholds) + "|",
                 "| " + " | ".join(_fmt(v) for v in config.thresholds.values()) + " |", ""]
-
     if (threshold := config.covid19_threshold) is not None:
-        point = config.operating_point or {}
+        point = config.operating_point
         out += [f"COVID-19 operating point: called from a probability of {_fmt(threshold)} "
                 f"(chosen on the validation split so that at most "
                 f"{1 - point.get('adult_specificity', 0.95):.0%} of adult non-COVID radiographs "
                 "are called COVID-19); below it, the more probable of the other classes.", ""]
+    return out
 
-    out += _calibration_lines(config)
-    out += ["## Limitations", ""]
-    out += [f"- {text}" for text in LIMITATIONS[task] + LIMITATIONS["common"]
-            + _as_list(config.limitations)]
-    out.append("")
 
-    out += ["## Use", "", "```python", "from diachestxr import Predictor",
-            "p = Predictor()  # DIACHESTXR_HUB_REPO@DIACHESTXR_HUB_REVISION, else the bundled weights",
-            ("print(p.diagnose('xray.png').findings)" if spec.multilabel
-             else "print(p.screen('xray.png').label)"), "```", ""]
+def _use_lines(spec: ModelSpec, repo_id: str | None, revision: str | None) -> list[str]:
+    out = ["## Use", "", "```python", "from diachestxr import Predictor",
+           "p = Predictor()  # DIACHESTXR_HUB_REPO@DIACHESTXR_HUB_REVISION, else the bundled weights",
+           ("print(p.diagnose('xray.png').findings)" if spec.multilabel
+            else "print(p.screen('xray.png').label)"), "```", ""]
     if repo_id:
         out += ["Point the DiaChestXR app or CLI at these weights with", "", "```bash",
                 f"export DIACHESTXR_HUB_REPO={repo_id}",
                 f"export DIACHESTXR_HUB_REVISION={revision or DEFAULT_HUB_REVISION}", "```", ""]
-    return "\n".join(out)
+    return out
 
 

@@ -30,7 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"diachestxr {__version__}")
     _add_loudness(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = (_predict_parser(sub), _evaluate_parser(sub), _serve_parser(sub), _info_parser(sub))
+    for command in commands:
+        _add_loudness(command, default=argparse.SUPPRESS)  # so a command does not reset them
+    return parser
 
+
+def _predict_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict images or folders of images",
                        description="Predict PNG, JPEG or DICOM chest X-rays; folders are searched "
                                    "recursively. One unreadable file is reported and the others "
@@ -60,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gate", action="store_true",
                    help="skip the radiograph check that refuses what is not a frontal chest "
                         "radiograph (for folders known to hold radiographs)")
+    return p
 
+
+def _evaluate_parser(sub) -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="metrics over a labelled CSV (metrics.json and plots)")
     e.add_argument("--task", choices=TASKS, required=True, help="the model to evaluate")
     e.add_argument("--csv", type=Path, required=True,
@@ -74,7 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="screening: also report metrics on adults, adding this NIH labels.csv's "
                         "rows of the same split (no finding: Normal, Pneumonia: Pneumonia, other "
                         "findings: not COVID-19)")
+    return e
 
+
+def _serve_parser(sub) -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="start the web app (needs the [app] extra: gradio)",
                        description="Serve the web app (the same as the repository's app.py): "
                                    "both tasks, their API endpoints /screen and /diagnose. "
@@ -85,13 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--share", action="store_true",
                    help="also open a temporary public link through Gradio's share servers")
     s.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
+    return s
 
+
+def _info_parser(sub) -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="which weights each task uses, with their headline metrics")
     i.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
     i.add_argument("--json", action="store_true", help="the full record, model cards included")
-    for command in (p, e, s, i):
-        _add_loudness(command, default=argparse.SUPPRESS)  # so a command does not reset them
-    return parser
+    return i
 
 
 def _add_loudness(parser: argparse.ArgumentParser, default) -> None:

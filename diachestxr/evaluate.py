@@ -18,7 +18,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
@@ -134,19 +134,7 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
     results = predictor.iter_predict(paths, task, explain="all" if multilabel else "default",
                                      batch_size=batch_size, progress=progress,
                                      names=[str(p) for p in paths])
-    # small: each image's low-resolution copy, from the image as read (no second decoding)
-    probs, maps_non_empty, central, refused, small = [], [], [], [], []
-    for path, result, target in zip(paths, results, targets):
-        probs.append(result.scores)
-        small.append(shrink(result.image, LOW_RESOLUTION_SIDE))
-        if result.gate and not result.gate.accepted:
-            refused.append((Path(path).name, result.gate.kind))
-        if multilabel:
-            maps_non_empty += [not result.explanations[l].empty
-                               for l, y in zip(labels, target) if y > 0.5]
-        else:
-            central.append(central_mass(result.cam))
-    probs = np.stack(probs)
+    probs, maps_non_empty, central, refused, small = _collect(results, paths, targets, labels)
     metrics = {"task": task, **_metrics(task, targets, probs, predictor)}
     score = "mean_auroc" if multilabel else "macro_auroc"
     low_probs = low_resolution_probabilities(predictor, small, task, batch_size)
@@ -163,33 +151,63 @@ def evaluate_csv(task: str, csv: str | os.PathLike, split: str | None = None,
         metrics["adult"] = _adult_block(predictor, targets, probs, central, sources, extra_adults,
                                         split, batch_size, progress)
     if any(sources):
-        sources = np.array(sources)
-        metrics["by_source"] = {source: _subset(task, targets, probs, sources == source, predictor)
-                                for source in sorted(set(sources))}
-        if multilabel:  # the broad samples apart from the easy No Finding / Pneumonia rows
-            metrics["by_source_group"] = {
-                group: {**_subset(task, targets, probs, mask, predictor),
-                        # the same rows shrunk to LOW_RESOLUTION_SIDE (a downsized upload)
-                        "low_resolution_mean_auroc": mean_auroc(targets[mask], low_probs[mask])}
-                for group, members in DIAGNOSIS_SOURCE_GROUPS.items()
-                if (mask := np.isin(sources, members)).any()}
+        metrics.update(_by_source(task, targets, probs, low_probs, np.array(sources), predictor))
     metrics = _rounded(metrics)
-
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(metrics, indent=2) + "\n")
-        plots = Path(plots_dir) if plots_dir is not None else out.parent
-        plots.mkdir(parents=True, exist_ok=True)
-        written = [plot_curves(targets, probs, labels, loaded.spec.multilabel, plots / f"{task}_{kind}.png",
-                               kind, title=f"{task} {kind.upper()} (n={len(paths)})")
-                   for kind in ("roc", "pr")]
-        if not loaded.spec.multilabel:
-            written.append(plot_confusion(metrics["confusion_matrix"], labels,
-                                          plots / f"{task}_confusion.png",
-                                          title=f"{task} confusion matrix (n={len(paths)})"))
-        log.info("wrote %s and %s", out, ", ".join(map(str, written)))
+        _write(metrics, targets, probs, labels, Path(out), plots_dir)
     return metrics
+
+
+def _collect(results: Iterable, paths: Sequence[Path], targets: np.ndarray,
+             labels: Sequence[str]) -> tuple[np.ndarray, list, list, list, list]:
+    """From the results as they stream: the probabilities; diagnosis, whether each true
+    finding's map is non-empty; screening, the map's central mass; the refused files; and
+    each image's low-resolution copy (from the image as read: no second decoding)."""
+    probs, maps_non_empty, central, refused, small = [], [], [], [], []
+    for path, result, target in zip(paths, results, targets):
+        probs.append(result.scores)
+        small.append(shrink(result.image, LOW_RESOLUTION_SIDE))
+        if result.gate and not result.gate.accepted:
+            refused.append((Path(path).name, result.gate.kind))
+        if targets.ndim == 2:
+            maps_non_empty += [not result.explanations[l].empty
+                               for l, y in zip(labels, target) if y > 0.5]
+        else:
+            central.append(central_mass(result.cam))
+    return np.stack(probs), maps_non_empty, central, refused, small
+
+
+def _by_source(task: str, targets: np.ndarray, probs: np.ndarray, low_probs: np.ndarray,
+               sources: np.ndarray, predictor) -> dict:
+    """`by_source`, and for diagnosis `by_source_group`: the broad samples apart from the
+    easy No Finding / Pneumonia rows, each also on its rows shrunk to LOW_RESOLUTION_SIDE."""
+    out = {"by_source": {source: _subset(task, targets, probs, sources == source, predictor)
+                         for source in sorted(set(sources))}}
+    if targets.ndim == 2:
+        out["by_source_group"] = {
+            group: {**_subset(task, targets, probs, mask, predictor),
+                    "low_resolution_mean_auroc": mean_auroc(targets[mask], low_probs[mask])}
+            for group, members in DIAGNOSIS_SOURCE_GROUPS.items()
+            if (mask := np.isin(sources, members)).any()}
+    return out
+
+
+def _write(metrics: dict, targets: np.ndarray, probs: np.ndarray, labels: Sequence[str],
+           out: Path, plots_dir: str | os.PathLike | None) -> None:
+    """metrics.json, and the ROC / precision-recall (and screening's confusion) plots."""
+    task, n = metrics["task"], len(probs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(metrics, indent=2) + "\n")
+    plots = Path(plots_dir) if plots_dir is not None else out.parent
+    plots.mkdir(parents=True, exist_ok=True)
+    multilabel = targets.ndim == 2
+    written = [plot_curves(targets, probs, labels, multilabel, plots / f"{task}_{kind}.png",
+                           kind, title=f"{task} {kind.upper()} (n={n})") for kind in ("roc", "pr")]
+    if not multilabel:
+        written.append(plot_confusion(metrics["confusion_matrix"], labels,
+                                      plots / f"{task}_confusion.png",
+                                      title=f"{task} confusion matrix (n={n})"))
+    log.info("wrote %s and %s", out, ", ".join(map(str, written)))
 
 
 def low_resolution_probabilities(predictor, images: Sequence, task: str,

@@ -197,16 +197,11 @@ class Predictor:
         """
         model = self._model(task)
         spec = model.spec
-        check_method(method)
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"overlay opacity must be between 0 and 1, got {alpha}")
+        _check_options(method, alpha)
         thr = self.thresholds(thresholds) if spec.multilabel else None
-        covid19_threshold = model.config.covid19_threshold
         # the checkpoint's calibration (training.calibrate); thresholds are in its space
-        temperature = model.config.temperature
-        # screening's default map is the called class's, known once the batch has run
-        # and diagnosis's default maps are the top-ranked labels', known once it has run
-        per_result = explain == "default"
+        temperature, covid19_threshold = model.config.temperature, model.config.covid19_threshold
+        per_result = explain == "default"  # the default maps are known once a batch has run
         targets = [] if per_result else self._targets(spec, explain)
         trunk, head = self._split[task]
         model.eval()
@@ -222,29 +217,24 @@ class Predictor:
                     x = torch.stack([eval_tensor(g, spec) for g in grays]).to(self.device)
                     activations = trunk(x.contiguous(memory_format=torch.channels_last))
                     logits = head(activations).float().cpu()
-                if spec.multilabel:
-                    probs = calibrated_probabilities(logits, True, temperature).numpy().astype(float)
-                    per_image = ([[class_target(spec.labels.index(l))
-                                   for l in ranked(dict(zip(spec.labels, p)), thr)[:top_k]]
-                                  for p in probs] if per_result else [targets] * len(grays))
-                else:
-                    probs = calibrated_probabilities(logits, False, temperature).numpy().astype(float)
-                    called = screening_predictions(probs, spec.labels, covid19_threshold)
-                    per_image = ([[class_target(int(c))] for c in called] if per_result
-                                 else [targets] * len(grays))
+                probs = calibrated_probabilities(logits, spec.multilabel, temperature
+                                                 ).numpy().astype(float)
+                called = (None if spec.multilabel
+                          else screening_predictions(probs, spec.labels, covid19_threshold))
+                per_image = (_default_targets(spec, probs, called, thr, top_k) if per_result
+                             else [targets] * len(grays))
                 with profile.step("maps"):
                     maps = (self._explainers[task].maps(activations, per_image, spec.input_size,
                                                         method) if any(per_image) else [()] * len(grays))
-                for i, (gray, row, row_maps) in enumerate(zip(grays, logits, maps)):
+                for i, gray in enumerate(grays):
                     display = _display_image(gray)
-                    explanations = {}
-                    for target, cam in zip(per_image[i], row_maps):
-                        label = spec.labels[target.category]
-                        explanations[label] = Explanation(label, cam, display, alpha)
+                    explanations = {spec.labels[target.category]: Explanation(
+                        spec.labels[target.category], cam, display, alpha)
+                        for target, cam in zip(per_image[i], maps[i])}
                     result = (_diagnosis(spec, probs[i], thr, explanations, display) if spec.multilabel
                               else _screening(spec, probs[i], int(called[i]), explanations, display))
                     result.gate, result.input_shape = verdicts[i], gray.shape[:2]
-                    result.logits = row.numpy().astype(float)
+                    result.logits = logits[i].numpy().astype(float)
                     yield result
                 bar.update(len(chunk))
 
@@ -379,6 +369,22 @@ class Predictor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _check_options(method: str, alpha: float) -> None:
+    check_method(method)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"overlay opacity must be between 0 and 1, got {alpha}")
+
+
+def _default_targets(spec: ModelSpec, probs: np.ndarray, called: np.ndarray | None,
+                     thresholds: Mapping[str, float] | None, top_k: int) -> list[list]:
+    """Each image's default maps: screening, the called class's; diagnosis, those of the
+    `top_k` labels first in the display ranking (`ranked`)."""
+    if called is not None:
+        return [[class_target(int(c))] for c in called]
+    return [[class_target(spec.labels.index(l))
+             for l in ranked(dict(zip(spec.labels, p)), thresholds)[:top_k]] for p in probs]
 
 
 def _display_image(gray: np.ndarray) -> np.ndarray:

@@ -216,7 +216,6 @@ COLOUR_PHOTOMETRICS = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
 
 def _read_dicom(data: bytes, name: str) -> np.ndarray:
     import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     if DEFLATED in data[:1024]:
         _check_inflated_size(data, name)
@@ -225,6 +224,30 @@ def _read_dicom(data: bytes, name: str) -> np.ndarray:
     except Exception:  # noqa: BLE001 -- pydicom raises many types for damaged files
         raise ImageReadError(f"{name}: not a readable DICOM file (its header is damaged or it is "
                              f"not DICOM); expected {ACCEPTED}") from None
+    rows, cols, samples, photometric = _dicom_layout(ds, name)
+    syntax = _transfer_syntax(ds, name)
+    if syntax.is_encapsulated:
+        _check_first_frame(ds, syntax, rows, cols, samples, name)
+    try:
+        # the first frame only (a 20-frame file costs one), and no frames the header does not
+        # declare; YBR colour comes back as RGB (pydicom converts it: converting again would
+        # turn a gray radiograph into a colour image)
+        ds.pixel_array_options(index=0, allow_excess_frames=False, as_rgb=True)
+        arr = ds.pixel_array
+    except Exception:  # noqa: BLE001 -- pydicom raises many types for unsupported/damaged pixel data
+        raise ImageReadError(f"{name}: cannot decode the DICOM pixel data ({syntax.name}): it is "
+                             "damaged, shorter than its header says, or in a compression this app "
+                             "does not read; export the image as uncompressed DICOM, PNG or JPEG") from None
+    if arr.ndim == (3 if samples > 1 else 2) + 1:  # a decoder that returned every frame
+        arr = arr[0]
+    if photometric.startswith("MONOCHROME"):
+        return _dicom_gray(arr, ds, photometric, name)
+    return _array_to_gray(np.asarray(arr), name)  # colour: RGB by now (as_rgb above)
+
+
+def _dicom_layout(ds, name: str) -> tuple[int, int, int, str]:
+    """Rows, columns, samples per pixel and photometric interpretation, checked: a header
+    that lies, or describes more than MAX_DECODED_BYTES a frame, is refused before decoding."""
     if "PixelData" not in ds:
         raise ImageReadError(f"{name}: the DICOM file has no pixel data (is it a report or a "
                              "structured document?); upload a DICOM image")
@@ -251,38 +274,29 @@ def _read_dicom(data: bytes, name: str) -> np.ndarray:
     if frame_bytes > MAX_DECODED_BYTES:
         raise ImageReadError(f"{name}: one frame of this DICOM is {frame_bytes // 2**20} MB "
                              f"decoded; the limit is {MAX_DECODED_BYTES // 2**20} MB")
-    syntax = _transfer_syntax(ds, name)
-    if syntax.is_encapsulated:
-        _check_first_frame(ds, syntax, rows, cols, samples, name)
+    return rows, cols, samples, photometric
+
+
+def _dicom_gray(arr: np.ndarray, ds, photometric: str, name: str) -> np.ndarray:
+    """A grayscale frame through the DICOM's modality and VOI LUTs, to uint8 (MONOCHROME1
+    inverted: bones bright)."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    _check_size(arr.shape[1], arr.shape[0], name)
+    arr = shrink(arr)  # before the LUTs' float64 copies
     try:
-        # the first frame only (a 20-frame file costs one), and no frames the header does not
-        # declare; YBR colour comes back as RGB (pydicom converts it: converting again would
-        # turn a gray radiograph into a colour image)
-        ds.pixel_array_options(index=0, allow_excess_frames=False, as_rgb=True)
-        arr = ds.pixel_array
-    except Exception:  # noqa: BLE001 -- pydicom raises many types for unsupported/damaged pixel data
-        raise ImageReadError(f"{name}: cannot decode the DICOM pixel data ({syntax.name}): it is "
-                             "damaged, shorter than its header says, or in a compression this app "
-                             "does not read; export the image as uncompressed DICOM, PNG or JPEG") from None
-    if arr.ndim == (3 if samples > 1 else 2) + 1:  # a decoder that returned every frame
-        arr = arr[0]
-    if photometric.startswith("MONOCHROME"):
-        _check_size(arr.shape[1], arr.shape[0], name)
-        arr = shrink(arr)  # before the LUTs' float64 copies
+        arr = apply_modality_lut(arr, ds)
+    except Exception:  # noqa: BLE001 -- e.g. a RescaleSlope that is not a number
+        raise ImageReadError(f"{name}: the DICOM rescale tags (RescaleSlope, RescaleIntercept "
+                             "or the modality LUT) are invalid, so its pixel values cannot be read") from None
+    if "WindowCenter" in ds or "VOILUTSequence" in ds:
         try:
-            arr = apply_modality_lut(arr, ds)
-        except Exception:  # noqa: BLE001 -- e.g. a RescaleSlope that is not a number
-            raise ImageReadError(f"{name}: the DICOM rescale tags (RescaleSlope, RescaleIntercept "
-                                 "or the modality LUT) are invalid, so its pixel values cannot be read") from None
-        if "WindowCenter" in ds or "VOILUTSequence" in ds:
-            try:
-                arr = apply_voi_lut(arr, ds, index=0)
-            except Exception as e:  # noqa: BLE001 -- e.g. WindowWidth 0: fall back to the full range
-                # (the file's name stays out of logs: a server's log outlives the request)
-                log.warning("a DICOM's VOI LUT / window is invalid (%s); using the full range", e)
-        gray = _rescale_to_uint8(np.asarray(arr, np.float32), name)
-        return 255 - gray if photometric == "MONOCHROME1" else gray
-    return _array_to_gray(np.asarray(arr), name)  # colour: RGB by now (as_rgb above)
+            arr = apply_voi_lut(arr, ds, index=0)
+        except Exception as e:  # noqa: BLE001 -- e.g. WindowWidth 0: fall back to the full range
+            # (the file's name stays out of logs: a server's log outlives the request)
+            log.warning("a DICOM's VOI LUT / window is invalid (%s); using the full range", e)
+    gray = _rescale_to_uint8(np.asarray(arr, np.float32), name)
+    return 255 - gray if photometric == "MONOCHROME1" else gray
 
 
 def _transfer_syntax(ds, name: str):
