@@ -385,7 +385,7 @@ def _model_lines(config: CheckpointConfig, spec: ModelSpec) -> list[str]:
                    "sigmoid outputs (" + ", ".join(spec.labels) + ").")
     else:
         out.append("- Single-label screening, softmax over " + ", ".join(spec.labels) + ".")
-    init = config.training.get("config", {}).get("init")
+    init = (config.training.get("config") or {}).get("init")
     return out + [
         f"- Architecture: torchvision {config.arch} convolutional features -> "
         "global average pool -> dropout -> linear head (see `diachestxr/models.py`).",

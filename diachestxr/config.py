@@ -91,8 +91,8 @@ class CheckpointConfig:
                               "DiaChestXR, or by a version newer than this one")
         try:
             return cls(**data)
-        except TypeError as e:  # a required field missing
-            raise ConfigError(f"incomplete checkpoint config ({e})") from None
+        except TypeError as e:  # a required field missing, or a value of the wrong type
+            raise ConfigError(f"incomplete or invalid checkpoint config ({e})") from None
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> CheckpointConfig:
@@ -124,18 +124,26 @@ class CheckpointConfig:
 def _from_format_1(data: dict) -> dict:
     """Format 1 left a key out when its step never ran (uncalibrated: no temperature; no
     leave-one-hospital-out report: none) and stored null for some; 2 always holds a value.
-    Two early screening reports it held were folded into test_metrics and are dropped."""
+    Two early screening reports it held were folded into test_metrics and are dropped; a
+    self-supervised backbone's record moves into `training`, a free note into `limitations`."""
     for retired in ("adult_check", "test_recall_by_source"):
         data.pop(retired, None)
+    if "pretraining" in data:
+        data["training"] = {**(data.get("training") or {}), **data.pop("pretraining")}
+    if "note" in data:
+        data["limitations"] = _as_list(data.get("limitations")) + [data.pop("note")]
     defaults = {"thresholds": {}, "operating_point": {}, "temperature": 1.0, "prevalence": {},
                 "training": {}, "leave_one_hospital_out": [], "limitations": []}
     for key, empty in defaults.items():
         if data.get(key) is None:
             data[key] = empty
-    if isinstance(data["limitations"], str):
-        data["limitations"] = [data["limitations"]]
+    data["limitations"] = _as_list(data["limitations"])
     data["format"] = 2
     return data
+
+
+def _as_list(value: Any) -> list:
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
 
 
 _MIGRATIONS = {1: _from_format_1}

@@ -149,6 +149,8 @@ def resolve_weights(spec: HubFiles, weights_dir: str | os.PathLike | None = None
     explicit = weights_dir or os.environ.get("DIACHESTXR_WEIGHTS_DIR")
     if explicit:
         path = Path(explicit)
+        if path.suffix == ".safetensors" and not isinstance(spec, ModelSpec):
+            path = path.parent  # a model's file was named: the gate's would sit beside it
         path = path if path.suffix == ".safetensors" else path / spec.filename
         if path.is_file():
             return path, WeightsSource("local", str(path.parent))
@@ -201,7 +203,7 @@ def hub_reachable(endpoint: str | None = None) -> bool:
 def _from_hub(spec: HubFiles) -> Path | None:
     """The checkpoint from the Hub (or the HF cache), or None to fall back to bundled."""
     from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
     repo = spec.resolved_hub_repo
     if repo.lower() in ("none", "off"):
@@ -215,9 +217,9 @@ def _from_hub(spec: HubFiles) -> Path | None:
     try:
         files = [hf_hub_download(repo, name, revision=spec.resolved_hub_revision, etag_timeout=5)
                  for name in (spec.filename, spec.config_filename)]
-    except LocalEntryNotFoundError:
-        log.info("%s: %s@%s is not in the local HF cache", spec.task, repo,
-                 spec.resolved_hub_revision)
+    except (LocalEntryNotFoundError, EntryNotFoundError) as e:
+        where = "the local HF cache" if isinstance(e, LocalEntryNotFoundError) else "that repo"
+        log.info("%s: %s@%s is not in %s", spec.task, repo, spec.resolved_hub_revision, where)
         return None
     except (HfHubHTTPError, OSError, ValueError) as e:
         log.warning("%s: could not download from the Hub %s@%s (%s); falling back",

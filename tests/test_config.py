@@ -32,6 +32,12 @@ def test_a_format_1_file_is_migrated():
     assert config.format == CONFIG_FORMAT and config.temperature == 1.0
     assert config.limitations == ["one note"] and config.operating_point == {}
     assert config.leave_one_hospital_out == []
+    # what older writers added: a self-supervised backbone's record, a free note
+    ssl = {**CheckpointConfig.for_spec(spec).to_dict(), "format": 1, "note": "random weights",
+           "pretraining": {"method": "SimCLR", "images": 10}}
+    config = CheckpointConfig.from_dict(ssl)
+    assert config.training == {"method": "SimCLR", "images": 10}
+    assert config.limitations == ["random weights"]
 
 
 @pytest.mark.parametrize("change, message", [

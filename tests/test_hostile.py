@@ -105,6 +105,10 @@ def test_missing_or_damaged_gate_weights_are_a_weights_error(tmp_path, monkeypat
     with caplog.at_level(logging.INFO, logger="diachestxr.gate"):
         RadiographGate.load(tmp_path)  # none in this folder: the bundled one
     assert "radiograph check loaded from bundled" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="diachestxr.gate"):  # a model's file named
+        RadiographGate.load(weights.BUNDLED_DIR / "diagnosis.safetensors")
+    assert "radiograph check loaded from local" in caplog.text  # the gate.* beside it
     monkeypatch.setattr(weights, "BUNDLED_DIR", tmp_path / "nothing-bundled")
     with pytest.raises(WeightsError, match="no gate weights found.*training.train_gate"):
         RadiographGate.load(tmp_path)

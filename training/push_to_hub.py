@@ -139,7 +139,8 @@ def push_to_hub(run_dirs: list[str | Path] | str | Path, repo_id: str, revision:
             found[task] = (weights, config_file, config, Path(run_dir))
     # the radiograph check travels with the models when a run folder holds one (the app
     # resolves it as it resolves them: diachestxr.gate.RadiographGate.load)
-    gates = [Path(d) for d in run_dirs if (Path(d) / GATE_FILES.filename).is_file()]
+    gates = [Path(d) for d in run_dirs if all((Path(d) / name).is_file() for name in
+                                              (GATE_FILES.filename, GATE_FILES.config_filename))]
     if len(gates) > 1:
         raise SystemExit(f"two radiograph checks given ({gates[0]} and {gates[1]}); publish one")
     if verify:

@@ -376,6 +376,8 @@ def train(cfg: TrainConfig) -> Path:
         if cfg.teacher:  # after the weights and the probe, which read the labels themselves
             train_recs = with_teacher_targets(train_recs, train_imgs, cfg.teacher, cfg.distill)
     else:
+        if cfg.loss != "bce":
+            raise SystemExit(f"--loss {cfg.loss}: screening trains with cross-entropy only")
         criterion = lambda logits, y: screening_loss(logits, y, cfg.label_smoothing)  # noqa: E731
         weights = stratified_weights(train_recs, len(spec.labels), cfg.balance_sources)
     per_epoch = (cfg.samples_per_epoch or len(train_recs)) // world
