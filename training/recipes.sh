@@ -207,3 +207,15 @@ for task in screening diagnosis; do
       --data $S --plot docs/calibration-$task.png
   cp runs/cal-$task/$task.json runs/cal-$task/$task.md diachestxr/weights/
 done
+
+# Diagnosis levers of 2026-11-30, second session (issue #18), measured and not adopted:
+# the asymmetric loss (--loss asl, Ridnik et al. 2021 defaults) on the v0.5.0 recipe, from the
+# same v0.4.0 checkpoint, one CPU thread beside the self-supervised run below (7-10 img/s).
+# Broad-sample validation selection score by epoch, asl against BCE (runs/dx18-ignore):
+# 0.675/0.698, 0.685/0.702, 0.696/0.712, 0.690/0.706, 0.696/0.714; stopped after epoch 5
+# (0.015-0.02 behind at every epoch; best 0.696 against 0.714).
+$DX5 --loss asl --out runs/dx18-asl
+# Self-supervised pre-training on every train-split radiograph of both tasks as of 2026-11-30
+# (10,399: 1.8x the 5,844 of v0.4.0's backbone), 128 px, one thread (~22 min an epoch);
+# resumable (--resume), for a diagnosis run from it (--init runs/ssl10k) in a later session.
+OMP_NUM_THREADS=1 python -m training.pretrain_ssl --data $S --epochs 6 --minutes 75 --out runs/ssl10k

@@ -3,6 +3,7 @@ launched (the same for `python app.py` and `diachestxr serve`)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -41,7 +42,6 @@ def build_demo(predictors: Mapping[str, Predictor] | None = None,
         with profile.step("models"):
             predictors, errors = load_predictors(weights_dir=weights_dir)
     examples = list_examples() if examples is None else list(examples)
-    warm_up(predictors, examples)
     service = Service(predictors, errors)
     with profile.step("page"), gr.Blocks(title="DiaChestXR: chest X-ray screening and diagnosis",
                                          delete_cache=(CACHE_SWEEP_S, CACHE_TTL_S)) as demo:
@@ -60,14 +60,17 @@ def build_demo(predictors: Mapping[str, Predictor] | None = None,
     # Gradio serves files only from the folders it is told of: the sample images' folders
     # (launch() passes them on; Gradio keeps the list on the Blocks under this name)
     demo.allowed_paths = sorted({str(e.path.parent) for e in examples})
+    demo.warm_up = functools.partial(warm_up, predictors, examples)  # launch() runs it
     return demo
 
 
 def warm_up(predictors: Mapping[str, Predictor], examples: Sequence[Example]) -> threading.Thread:
-    """Off the first visitor's path, while the page is built and Gradio starts: import
-    pytorch-grad-cam (about 1 s here: it imports scikit-learn) and run each model once, maps
-    included, on a sample image (first calls pay one-time costs). In a background thread;
-    a failure only logs (the first real request then pays those costs itself)."""
+    """Off the first visitor's path, once Gradio serves (while a browser loads the page):
+    import pytorch-grad-cam (about 1 s here: it imports scikit-learn) and run each model
+    once, maps included, on a sample image (first calls pay one-time costs). In a background
+    thread; a failure only logs (the first real request then pays those costs itself).
+    Started before the server instead, it held the server's start back by 1 s (GIL) and
+    brought the first answer no sooner (benchmarks/app_latency.py)."""
     sample = next((e.path for e in examples), None)
 
     def run() -> None:
@@ -108,4 +111,6 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None,
                     allowed_paths=list(demo.allowed_paths), theme=theme(),
                     css_paths=[CSS_PATH], footer_links=["api", "gradio"],
                     mcp_server=enable_mcp(), prevent_thread_lock=True)
+    if warm := getattr(demo, "warm_up", None):
+        warm()
     demo.block_thread()  # until Ctrl-C or SIGTERM
