@@ -215,6 +215,12 @@ done
 # 0.675/0.698, 0.685/0.702, 0.696/0.712, 0.690/0.706, 0.696/0.714; stopped after epoch 5
 # (0.015-0.02 behind at every epoch; best 0.696 against 0.714).
 $DX5 --loss asl --out runs/dx18-asl
+# A second, shorter cycle from the bundled v0.5.0 (4 epochs at lr 1e-4, EMA; 22 min on one
+# thread): selection score 0.714, 0.712, 0.713, 0.707 by epoch; re-scored from the files
+# (training.bundle.rescore_on_validation) 0.7161 against 0.7164 for v0.5.0: not adopted.
+python -m training.train --task diagnosis --data $S/diagnosis/labels.csv --input-size 192 \
+    --patience 30 --init diachestxr/weights/diagnosis.safetensors --epochs 4 --lr 1e-4 \
+    --warmup-epochs 0.3 --augment lowres --ema-epochs 1 --out runs/dx18-cycle2
 # Self-supervised pre-training on every train-split radiograph of both tasks as of 2026-11-30
 # (10,399: 1.8x the 5,844 of v0.4.0's backbone), 128 px, one thread (~22 min an epoch);
 # resumable (--resume), for a diagnosis run from it (--init runs/ssl10k) in a later session.
