@@ -11,9 +11,10 @@ images; pooling the 256 conv channels into Linear(256, 3) keeps the checkpoint a
 Why ReLUs are not in-place: Grad-CAM hooks the activations, and an in-place ReLU after the
 hooked layer (DenseNet's norm5, AlexNet's features) rewrites them during backward.
 
-The model carries its spec (`model.spec`, timm's "the config travels with the model") and,
+The model carries its spec (`model.spec`, timm's "the config travels with the model") and
 its checkpoint config (`model.config`, a diachestxr.config.CheckpointConfig: thresholds,
-metrics; a new network's describes its spec alone): a model and the preprocessing or labels of another cannot be paired by mistake.
+metrics; a new network's describes its spec alone): a model and the preprocessing or labels
+of another cannot be paired by mistake.
 `model.split()` cuts it at the Grad-CAM layer, so maps are explained on the small head
 (see diachestxr.explain).
 """
