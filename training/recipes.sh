@@ -222,6 +222,15 @@ python -m training.train --task diagnosis --data $S/diagnosis/labels.csv --input
     --patience 30 --init diachestxr/weights/diagnosis.safetensors --epochs 4 --lr 1e-4 \
     --warmup-epochs 0.3 --augment lowres --ema-epochs 1 --out runs/dx18-cycle2
 # Self-supervised pre-training on every train-split radiograph of both tasks as of 2026-11-30
-# (10,399: 1.8x the 5,844 of v0.4.0's backbone), 128 px, one thread (~22 min an epoch);
-# resumable (--resume), for a diagnosis run from it (--init runs/ssl10k) in a later session.
+# (10,399: 1.8x the 5,844 of v0.4.0's backbone), 128 px: epochs 1-5 on one thread beside the
+# runs above (17-20 min each; stopped by --minutes), epoch 6 resumed on two threads (9.3 min).
+# Contrastive loss 4.35 -> 1.95, accuracy 0.05 -> 0.71 over the 6 epochs.
 OMP_NUM_THREADS=1 python -m training.pretrain_ssl --data $S --epochs 6 --minutes 75 --out runs/ssl10k
+OMP_NUM_THREADS=2 python -m training.pretrain_ssl --data $S --epochs 6 --out runs/ssl10k --resume
+# Then v0.4.0's recipe from it on today's data (8 epochs, 22.7 min on two threads, 18.3-18.9
+# img/s): selection score 0.660, 0.644, 0.634, 0.630, 0.654, 0.671, 0.688, 0.699 by epoch
+# (still rising), against 0.714 for v0.5.0 and 0.662 for v0.4.0: not adopted; next, a longer
+# schedule from runs/ssl10k.
+OMP_NUM_THREADS=2 python -m training.train --task diagnosis --data $S/diagnosis/labels.csv \
+    --input-size 192 --patience 30 --init runs/ssl10k --epochs 8 --lr 1e-3 --augment lowres \
+    --ema-epochs 1 --out runs/dx18-ssl10k
