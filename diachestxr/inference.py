@@ -152,11 +152,12 @@ class Predictor:
 
     def __init__(self, tasks: Iterable[str] = TASKS, weights_dir: str | os.PathLike | None = None,
                  device: str | None = None, *, models: Iterable[ChestXRayNet] | None = None,
-                 gate: str = "refuse") -> None:
+                 gate: str = "refuse", checker: RadiographGate | None = None) -> None:
         if gate not in GATE_MODES:
             raise ValueError(f"gate must be one of {GATE_MODES}, got {gate!r}")
         self.gate_mode = gate
-        self.gate = RadiographGate.load(weights_dir) if gate != "off" else None
+        # checker: a radiograph check already loaded (the app's predictors share one)
+        self.gate = (checker or RadiographGate.load(weights_dir)) if gate != "off" else None
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if models is None:
             loaded = [load_model(task, weights_dir) for task in tasks]

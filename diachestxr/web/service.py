@@ -19,6 +19,7 @@ import numpy as np
 from .. import __version__, profile
 from ..card import demote_headings
 from ..explain import DEFAULT_ALPHA, DEFAULT_METHOD
+from ..gate import RadiographGate
 from ..inference import TOP_FINDINGS, Predictor, findings_at, ranked
 from ..io import ImageReadError
 from ..registry import TASKS
@@ -35,9 +36,14 @@ def load_predictors(tasks: Iterable[str] = TASKS, weights_dir: str | os.PathLike
     predictors, and each failed task's WeightsError message (the app never falls back to
     random weights)."""
     predictors, errors = {}, {}
+    try:  # one radiograph check, resolved and loaded once, serves every task
+        checker = RadiographGate.load(weights_dir)
+    except WeightsError as e:
+        log.error("radiograph check not loaded: %s", e)
+        return {}, dict.fromkeys(tasks, str(e))
     for task in tasks:
         try:
-            predictors[task] = Predictor(tasks=[task], weights_dir=weights_dir)
+            predictors[task] = Predictor(tasks=[task], weights_dir=weights_dir, checker=checker)
         except WeightsError as e:
             log.error("%s model not loaded: %s", task, e)
             errors[task] = str(e)
