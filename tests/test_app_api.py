@@ -60,7 +60,7 @@ def _no_upload_name(result: dict, result_file: str, image: Path) -> None:
     """A file name may name the patient: results call the upload by an opaque id."""
     assert re.fullmatch(r"upload-[0-9a-f]{12}", result["file"])
     assert image.stem not in json.dumps(result) and image.stem not in Path(result_file).name
-    assert Path(result_file).name == f"diachestxr-{result['task']}.json"
+    assert re.fullmatch(rf"diachestxr-{result['task']}-[0-9a-f]{{16}}\.json", Path(result_file).name)
 
 
 def _no_server_paths(result: dict) -> None:
@@ -86,6 +86,25 @@ def check_diagnose(result: dict, overlays: list[dict], result_file: str, image: 
     # one ranking: the maps are those of the top-ranked labels, in the table's order
     assert result["explained"] == list(probs)[:len(result["explained"])]
     _no_server_paths(result)
+
+
+def test_a_result_is_served_only_to_the_session_that_made_it(app_url, examples_dir):
+    """Each client gets its own session cookie (gradio_client keeps it, as a browser does);
+    a result file's URL answers 404 to another client and to a request without the cookie."""
+    import httpx
+    from gradio_client import Client
+
+    from diachestxr.web.binding import COOKIE
+
+    owner = Client(app_url, verbose=False, download_files=False)
+    _, overlay, result_file = owner.predict(_file(examples_dir / "4fed5061.jpg"),
+                                            api_name="/screen")
+    other = Client(app_url, verbose=False)
+    assert owner.cookies[COOKIE] != other.cookies[COOKIE]
+    for url in (overlay["url"], result_file["url"]):
+        assert httpx.get(url, cookies=owner.cookies).status_code == 200
+        assert httpx.get(url, cookies=other.cookies).status_code == 404
+        assert httpx.get(url).status_code == 404
 
 
 def test_only_the_two_named_endpoints_are_documented(client):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 import time
@@ -231,13 +232,13 @@ def test_result_files_make_their_folder_on_first_use_and_drop_old_ones(tmp_path,
     now = time.time()
     monkeypatch.setattr(session.time, "time", lambda: now)
     first = Path(files.json({"task": "diagnosis", "file": "upload-0123456789ab"}))
-    assert first.name == "diachestxr-diagnosis.json" and first.is_file()
+    assert re.fullmatch(r"diachestxr-diagnosis-[0-9a-f]{16}\.json", first.name) and first.is_file()
     now += 30
     second = Path(files.jpeg(np.zeros((8, 8, 3), np.uint8)))
     monkeypatch.setattr(session.Path, "iterdir", lambda self: pytest.fail("the folder was scanned"))
     now += 40  # the first is 70 s old, the second 40 s
     third = Path(files.jpeg(np.zeros((8, 8, 3), np.uint8)))
-    assert not first.parent.exists() and second.is_file() and third.is_file()
+    assert not first.exists() and second.is_file() and third.is_file()
 
 
 def test_results_of_dead_servers_are_swept_and_live_ones_kept(tmp_path):
@@ -262,6 +263,76 @@ def test_result_files_are_removed_at_exit(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert Path(proc.stdout.strip()).is_relative_to(tmp_path)
     assert not list(tmp_path.glob("diachestxr-results-*"))
+
+
+def test_the_session_cookie_and_the_file_route():
+    """Every client gets a well-formed session cookie (partitioned over HTTPS); a bound result
+    file answers only to its owner's cookie; an unbound file and other routes answer anyone."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from diachestxr.web.binding import COOKIE, SessionFiles
+
+    mine, theirs = "A" * 22, "B" * 22
+    owners = {"heatmap-0123456789abcdef.jpg": mine}
+    app = Starlette(routes=[Route("/{rest:path}", lambda request: PlainTextResponse("ok"))],
+                    middleware=[Middleware(SessionFiles, owner_of=owners.get)])
+    client = TestClient(app)
+
+    def get(url: str, cookie: str | None = None, headers: dict | None = None):
+        client.cookies.clear()  # each call as a new client, unless it brings a cookie
+        return client.get(url, headers={**(headers or {}), **({"cookie": cookie} if cookie else {})})
+
+    def token() -> str:
+        return re.fullmatch(rf"{COOKIE}=([A-Za-z0-9_-]{{22}}); Path=/; HttpOnly; SameSite=Lax",
+                            get("/").headers["set-cookie"])[1]
+
+    assert token() != token()
+    https = get("/", headers={"x-forwarded-proto": "https"}).headers["set-cookie"]
+    assert "Secure" in https and "Partitioned" in https and "SameSite=None" in https
+    bound = "/gradio_api/file=/tmp/gradio/5e3a/heatmap-0123456789abcdef.jpg"
+    assert get(bound, f"{COOKIE}={mine}").status_code == 200
+    for cookie in (f"{COOKIE}={theirs}", None, f"{COOKIE}=not-a-token"):
+        assert get(bound, cookie).status_code == 404
+    assert get("/gradio_api/file=/tmp/gradio/5e3a/other-0123456789abcdef.jpg").status_code == 200
+    with_cookie = get("/config", f"{COOKIE}={mine}")
+    assert with_cookie.status_code == 200 and "set-cookie" not in with_cookie.headers
+
+
+def test_a_result_file_records_the_session_that_made_it(tmp_path, monkeypatch):
+    """A file made inside a request with the cookie is bound to it; outside one, or by an MCP
+    tool call, it is not; the binding outlives the file as long as Gradio's copy may."""
+    from types import SimpleNamespace
+
+    from gradio.context import LocalContext
+
+    from diachestxr.web import session
+    from diachestxr.web.binding import COOKIE
+    from diachestxr.web.session import ResultFiles
+
+    files = ResultFiles(tmp_path, ttl_s=60)
+    token = "C" * 22
+    unbound = files.path("label.json")
+    LocalContext.request.set(SimpleNamespace(headers={"cookie": f"{COOKIE}={token}"}))
+    try:
+        bound = files.path("heatmap.jpg")
+        LocalContext.request.set(SimpleNamespace(headers={"cookie": f"{COOKIE}={token}",
+                                                          "x-gradio-user": "mcp"}))
+        tool = files.path("heatmap.jpg")
+    finally:
+        LocalContext.request.set(None)
+    assert files.owner(bound.name) == token and bound.name != tool.name
+    assert files.owner(unbound.name) is None and files.owner(tool.name) is None
+    now = time.time() + files.ttl_s + 1  # the file is gone, Gradio's copy may not be
+    monkeypatch.setattr(session.time, "time", lambda: now)
+    files.path("x.jpg")
+    assert files.owner(bound.name) == token
+    now += files.bound_s
+    files.path("x.jpg")
+    assert files.owner(bound.name) is None
 
 
 def test_a_redraw_after_the_files_expired_says_so(tmp_path):

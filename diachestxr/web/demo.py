@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from .. import __version__, profile
 from ..examples import Example, list_examples
@@ -20,6 +21,7 @@ from ..io import MAX_FILE_BYTES, quiet_pydicom
 from ..registry import TASKS
 from . import views
 from .batch import batch_tab
+from .binding import SessionFiles
 from .mcp_server import enable as enable_mcp
 from .service import Service, load_predictors
 from .settings import (CACHE_SWEEP_S, CACHE_TTL_S, QUEUE_CONCURRENCY, QUEUE_MAX_SIZE,
@@ -61,6 +63,8 @@ def build_demo(predictors: Mapping[str, Predictor] | None = None,
     # (launch() passes them on; Gradio keeps the list on the Blocks under this name)
     demo.allowed_paths = sorted({str(e.path.parent) for e in examples})
     demo.warm_up = functools.partial(warm_up, predictors, examples)  # launch() runs it
+    # the session cookie, and result files served only to their session (launch() adds it)
+    demo.app_middleware = [Middleware(SessionFiles, owner_of=service.files.owner)]
     return demo
 
 
@@ -110,7 +114,8 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None,
                     share=share, max_file_size=MAX_FILE_BYTES,
                     allowed_paths=list(demo.allowed_paths), theme=theme(),
                     css_paths=[CSS_PATH], footer_links=["api", "gradio"],
-                    mcp_server=enable_mcp(), prevent_thread_lock=True)
+                    mcp_server=enable_mcp(), prevent_thread_lock=True,
+                    app_kwargs={"middleware": list(getattr(demo, "app_middleware", ()))})
     if warm := getattr(demo, "warm_up", None):
         warm()
     demo.block_thread()  # until Ctrl-C or SIGTERM

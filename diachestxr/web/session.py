@@ -7,10 +7,10 @@ label change redraws from it without the model. Every overlay, on the API path a
 redraw alike, is drawn from these maps.
 
 Result files (overlays, the radiograph, JSON) go to a temporary folder made on first use
-(its name holds the server's process id), one sub-folder per file so a download keeps its
-name (in 256 buckets, so no directory holds more than a few hundred entries). What a
-patient's radiograph leaves behind is bounded:
-- folders older than RESULT_TTL_S are removed as new ones are made, oldest first, from an
+(its name holds the server's process id), named uniquely (`heatmap-<16 hex>.jpg`, in 256
+buckets, so no directory holds more than a few hundred entries) and served only to the
+session that made them (`binding`). What a patient's radiograph leaves behind is bounded:
+- files older than RESULT_TTL_S are removed as new ones are made, oldest first, from an
   in-memory list (constant cost per request, however many results a busy server made);
 - the whole folder is removed when the server exits (Ctrl-C, SIGTERM: see `web.launch`);
 - folders of earlier servers that died without cleaning up are swept when the folder is made;
@@ -37,6 +37,9 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
+from .binding import current_owner
+from .settings import CACHE_SWEEP_S, CACHE_TTL_S
+
 RESULT_TTL_S = 900
 # A session's state is dropped this long after it was last written (Gradio restarts the
 # clock at each write; a closed tab's state goes after 15 minutes). A redraw whose radiograph
@@ -60,13 +63,18 @@ GRADIO_PREFIX = "diachestxr-gradio-"
 
 
 class ResultFiles:
-    """Fresh file paths for results, under one temporary folder made on first use."""
+    """Fresh, uniquely named result files under one temporary folder made on first use, each
+    bound to the session that made it (`binding`: `owner` tells the file route whose it is)."""
 
     def __init__(self, root: Path | None = None, ttl_s: float = RESULT_TTL_S) -> None:
         self._root = root
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
-        self._made: deque[tuple[float, Path]] = deque()  # (time, folder), oldest first
+        self._made: deque[tuple[float, Path]] = deque()  # (time, file), oldest first
+        # Gradio's cached copy of a file outlives it (settings.CACHE_TTL_S): so does its owner
+        self.bound_s = ttl_s + CACHE_TTL_S + CACHE_SWEEP_S
+        self._bound: deque[tuple[float, str]] = deque()  # (time, name), oldest first
+        self._owners: dict[str, str] = {}
 
     @property
     def root(self) -> Path:
@@ -79,16 +87,29 @@ class ResultFiles:
             return self._root
 
     def path(self, name: str) -> Path:
-        """A new path named `name`, in a folder of its own; expired folders go first."""
-        root, now = self.root, time.time()
+        """A new path for a file called `name`, made unique (`heatmap.jpg` ->
+        `heatmap-<16 hex>.jpg`) and bound to the session of the event now running; expired
+        files go first."""
+        root, now, owner = self.root, time.time(), current_owner()
+        key = uuid.uuid4().hex[:16]
+        stem, dot, suffix = name.rpartition(".")
+        unique = f"{stem}-{key}.{suffix}" if dot else f"{name}-{key}"
+        out = root / key[:2] / unique  # 256 buckets: no directory grows huge
         with self._lock:
             while self._made and now - self._made[0][0] > self.ttl_s:
-                shutil.rmtree(self._made.popleft()[1], ignore_errors=True)
-            key = uuid.uuid4().hex[:16]
-            folder = root / key[:2] / key[2:]  # 256 buckets: no directory grows huge
-            self._made.append((now, folder))
-        folder.mkdir(parents=True)
-        return folder / name
+                self._made.popleft()[1].unlink(missing_ok=True)
+            while self._bound and now - self._bound[0][0] > self.bound_s:
+                self._owners.pop(self._bound.popleft()[1], None)
+            self._made.append((now, out))
+            if owner is not None:
+                self._owners[unique] = owner
+                self._bound.append((now, unique))
+        out.parent.mkdir(exist_ok=True)
+        return out
+
+    def owner(self, name: str) -> str | None:
+        """The session a result file of this name belongs to (None: anyone with its URL)."""
+        return self._owners.get(name)
 
     def remove(self) -> None:
         """Remove every result file (at exit)."""
@@ -114,7 +135,7 @@ class ResultFiles:
         return str(out)
 
     def json(self, result: Mapping[str, Any]) -> str:
-        """The downloadable result: diachestxr-<task>.json (never the upload's name)."""
+        """The downloadable result: diachestxr-<task>-<id>.json (never the upload's name)."""
         out = self.path(f"diachestxr-{result['task']}.json")
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         return str(out)

@@ -1,0 +1,93 @@
+"""Result files served only to the session that made them.
+
+Gradio serves a result by an unguessable URL (`/gradio_api/file=<cache>/<hash>/<name>`), but
+any client that has the URL gets the file: Gradio 6 gives its file route no session. So the
+server gives each visitor a random cookie (the page and gradio_client both send it back on
+every request, downloads included), each result file records the cookie of the request that
+made it (`ResultFiles.path`, through `current_owner`), and the file route answers 404 to any
+other client. Result names are unique (`heatmap-<16 hex>.jpg`), so the name Gradio keeps for
+its cached copy identifies the file.
+
+A request without the cookie (curl, a client that drops cookies, a browser that blocks the
+cookie of a page embedded from another site) and an MCP tool call (Gradio's loopback client:
+the agent fetches the URLs it is given with its own tools) make files anyone with the URL may
+fetch, as before: binding never refuses the client that made a result.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any, Awaitable, Callable, MutableMapping
+
+from starlette.requests import cookie_parser
+
+COOKIE = "diachestxr_session"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")  # secrets.token_urlsafe(16)
+Scope = MutableMapping[str, Any]
+OwnerOf = Callable[[str], "str | None"]
+
+
+def _token(cookie_header: str | None) -> str | None:
+    value = cookie_parser(cookie_header or "").get(COOKIE)
+    return value if value and _TOKEN.fullmatch(value) else None
+
+
+def current_owner() -> str | None:
+    """The session cookie of the Gradio event now running (None outside one, or without it)."""
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    headers = getattr(request, "headers", None)  # a gr.Request: the event's HTTP headers
+    if headers is None or headers.get("x-gradio-user") == "mcp":
+        return None  # an MCP tool's answer goes to an agent, which fetches URLs on its own
+    return _token(headers.get("cookie"))
+
+
+class SessionFiles:
+    """ASGI middleware: give each client the session cookie; serve a bound result file only
+    to its owner (`owner_of(name)`: the cookie that made the file named `name`, or None)."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], owner_of: OwnerOf) -> None:
+        self.app, self.owner_of = app, owner_of
+
+    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or ())
+        token = _token(headers.get(b"cookie", b"").decode("latin-1"))
+        path: str = scope.get("path", "")
+        if "file=" in path:
+            owner = self.owner_of(path.rsplit("/", 1)[-1])
+            if owner is not None and owner != token:
+                return await _not_found(send)
+        if token is not None:
+            return await self.app(scope, receive, send)
+        cookie = _set_cookie(secrets.token_urlsafe(16), _https(scope, headers))
+
+        async def send_with_cookie(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"set-cookie", cookie)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+def _https(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    """Served over HTTPS, here or at a proxy in front (a Hugging Face Space)."""
+    return scope.get("scheme") == "https" or headers.get(b"x-forwarded-proto") == b"https"
+
+
+def _set_cookie(token: str, https: bool) -> bytes:
+    # Over HTTPS the cookie is partitioned: a Space's page embedded on huggingface.co keeps
+    # it (a cross-site frame's cookie, for that site only). Plain HTTP (localhost): Lax.
+    site = "SameSite=None; Secure; Partitioned" if https else "SameSite=Lax"
+    return f"{COOKIE}={token}; Path=/; HttpOnly; {site}".encode("latin-1")
+
+
+async def _not_found(send: Callable) -> None:
+    body = b"Not found: a result is served only to the session that made it."
+    await send({"type": "http.response.start", "status": 404,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
