@@ -11,7 +11,8 @@ raises MissingExtraError, which says so.
 Layout: `demo` (the page, queue and launch options), `tabs` (one builder for both tabs and
 the event chain they share), `screening` / `diagnosis` (what each task adds), `widgets` (the
 components both use), `service` (the models and the API functions `/screen`, `/diagnose`),
-`session` (a session's state and the result files), `views` (pure functions: results and
+`session` (a session's state and the result files), `binding` (the session cookie: a result
+file is served only to the session that made it), `views` (pure functions: results and
 model information to Markdown/HTML), `style.css`.
 """
 
