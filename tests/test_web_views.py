@@ -277,7 +277,7 @@ def test_the_session_cookie_and_the_file_route():
     from diachestxr.web.binding import COOKIE, SessionFiles
 
     mine, theirs = "A" * 22, "B" * 22
-    owners = {"heatmap-0123456789abcdef.jpg": mine}
+    owners = {"0123456789abcdef": mine}
     app = Starlette(routes=[Route("/{rest:path}", lambda request: PlainTextResponse("ok"))],
                     middleware=[Middleware(SessionFiles, owner_of=owners.get)])
     client = TestClient(app)
@@ -291,13 +291,19 @@ def test_the_session_cookie_and_the_file_route():
                             get("/").headers["set-cookie"])[1]
 
     assert token() != token()
-    https = get("/", headers={"x-forwarded-proto": "https"}).headers["set-cookie"]
-    assert "Secure" in https and "Partitioned" in https and "SameSite=None" in https
+    for proxy in ({"x-forwarded-proto": "https"}, {"x-forwarded-proto": "https, http"},
+                  {"forwarded": "for=1.2.3.4;proto=https"}):
+        https = get("/", headers=proxy).headers["set-cookie"]
+        assert "Secure" in https and "Partitioned" in https and "SameSite=None" in https
     bound = "/gradio_api/file=/tmp/gradio/5e3a/heatmap-0123456789abcdef.jpg"
     assert get(bound, f"{COOKIE}={mine}").status_code == 200
-    for cookie in (f"{COOKIE}={theirs}", None, f"{COOKIE}=not-a-token"):
-        assert get(bound, cookie).status_code == 404
-    assert get("/gradio_api/file=/tmp/gradio/5e3a/other-0123456789abcdef.jpg").status_code == 200
+    # any spelling Gradio would serve the file by: its aliases, and paths it normalises
+    for url in (bound, bound + "/", bound + "/.", bound + "//", bound + "/x/..",
+                bound.replace("file=", "file/"), bound.replace("/gradio_api", "")):
+        for cookie in (f"{COOKIE}={theirs}", None, f"{COOKIE}=not-a-token"):
+            assert get(url, cookie).status_code == 404, (url, cookie)
+    assert get("/").headers["cache-control"] == "private, no-store"  # the cookie's response
+    assert get("/gradio_api/file=/tmp/gradio/5e3a/other-fedcba9876543210.jpg").status_code == 200
     with_cookie = get("/config", f"{COOKIE}={mine}")
     assert with_cookie.status_code == 200 and "set-cookie" not in with_cookie.headers
 
@@ -310,7 +316,7 @@ def test_a_result_file_records_the_session_that_made_it(tmp_path, monkeypatch):
     from gradio.context import LocalContext
 
     from diachestxr.web import session
-    from diachestxr.web.binding import COOKIE
+    from diachestxr.web.binding import COOKIE, FILE_ID
     from diachestxr.web.session import ResultFiles
 
     files = ResultFiles(tmp_path, ttl_s=60)
@@ -324,15 +330,19 @@ def test_a_result_file_records_the_session_that_made_it(tmp_path, monkeypatch):
         tool = files.path("heatmap.jpg")
     finally:
         LocalContext.request.set(None)
-    assert files.owner(bound.name) == token and bound.name != tool.name
-    assert files.owner(unbound.name) is None and files.owner(tool.name) is None
+    def owner(path: Path) -> str | None:
+        file_id, = FILE_ID.findall(str(path))
+        return files.owner(file_id)
+
+    assert owner(bound) == token and bound.name != tool.name
+    assert owner(unbound) is None and owner(tool) is None
     now = time.time() + files.ttl_s + 1  # the file is gone, Gradio's copy may not be
     monkeypatch.setattr(session.time, "time", lambda: now)
     files.path("x.jpg")
-    assert files.owner(bound.name) == token
+    assert owner(bound) == token
     now += files.bound_s
     files.path("x.jpg")
-    assert files.owner(bound.name) is None
+    assert owner(bound) is None
 
 
 def test_a_redraw_after_the_files_expired_says_so(tmp_path):

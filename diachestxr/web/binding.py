@@ -4,9 +4,10 @@ Gradio serves a result by an unguessable URL (`/gradio_api/file=<cache>/<hash>/<
 any client that has the URL gets the file: Gradio 6 gives its file route no session. So the
 server gives each visitor a random cookie (the page and gradio_client both send it back on
 every request, downloads included), each result file records the cookie of the request that
-made it (`ResultFiles.path`, through `current_owner`), and the file route answers 404 to any
-other client. Result names are unique (`heatmap-<16 hex>.jpg`), so the name Gradio keeps for
-its cached copy identifies the file.
+made it (`ResultFiles.path`, through `current_owner`), and any request whose path names a
+file of another session gets a 404. Result names carry a unique id (`heatmap-<16 hex>.jpg`),
+which the name of Gradio's cached copy keeps: every request's path is searched for ids, so
+no route, alias or spelling of the path (`/file=`, `/file/`, a trailing `/.`) gets around it.
 
 A request without the cookie (curl, a client that drops cookies, a browser that blocks the
 cookie of a page embedded from another site) and an MCP tool call (Gradio's loopback client:
@@ -24,8 +25,9 @@ from starlette.requests import cookie_parser
 
 COOKIE = "diachestxr_session"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")  # secrets.token_urlsafe(16)
+FILE_ID = re.compile(r"-([0-9a-f]{16})(?=\.|/|$)")  # session.ResultFiles: name-<id>.suffix
 Scope = MutableMapping[str, Any]
-OwnerOf = Callable[[str], "str | None"]
+OwnerOf = Callable[[str], "str | None"]  # a result file's id -> its session's cookie or None
 
 
 def _token(cookie_header: str | None) -> str | None:
@@ -46,7 +48,7 @@ def current_owner() -> str | None:
 
 class SessionFiles:
     """ASGI middleware: give each client the session cookie; serve a bound result file only
-    to its owner (`owner_of(name)`: the cookie that made the file named `name`, or None)."""
+    to its owner (`owner_of(id)`: the cookie that made the file with this id, or None)."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], owner_of: OwnerOf) -> None:
         self.app, self.owner_of = app, owner_of
@@ -56,9 +58,8 @@ class SessionFiles:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or ())
         token = _token(headers.get(b"cookie", b"").decode("latin-1"))
-        path: str = scope.get("path", "")
-        if "file=" in path:
-            owner = self.owner_of(path.rsplit("/", 1)[-1])
+        for file_id in FILE_ID.findall(scope.get("path", "")):
+            owner = self.owner_of(file_id)
             if owner is not None and owner != token:
                 return await _not_found(send)
         if token is not None:
@@ -66,8 +67,10 @@ class SessionFiles:
         cookie = _set_cookie(secrets.token_urlsafe(16), _https(scope, headers))
 
         async def send_with_cookie(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), (b"set-cookie", cookie)]
+            if message["type"] == "http.response.start":  # never stored by a shared cache
+                kept = [h for h in message.get("headers", ()) if h[0].lower() != b"cache-control"]
+                message["headers"] = [*kept, (b"cache-control", b"private, no-store"),
+                                      (b"set-cookie", cookie)]
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
@@ -75,7 +78,9 @@ class SessionFiles:
 
 def _https(scope: Scope, headers: dict[bytes, bytes]) -> bool:
     """Served over HTTPS, here or at a proxy in front (a Hugging Face Space)."""
-    return scope.get("scheme") == "https" or headers.get(b"x-forwarded-proto") == b"https"
+    forwarded = headers.get(b"x-forwarded-proto", b"").split(b",")[0].strip().lower()
+    return (scope.get("scheme") == "https" or forwarded == b"https"
+            or b"proto=https" in headers.get(b"forwarded", b"").lower())
 
 
 def _set_cookie(token: str, https: bool) -> bytes:

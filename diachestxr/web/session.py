@@ -71,8 +71,9 @@ class ResultFiles:
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
         self._made: deque[tuple[float, Path]] = deque()  # (time, file), oldest first
-        # Gradio's cached copy of a file outlives it (settings.CACHE_TTL_S): so does its owner
-        self.bound_s = ttl_s + CACHE_TTL_S + CACHE_SWEEP_S
+        # Gradio's cached copy of a file outlives it: handed out again (a redraw) until the
+        # file expires, then kept CACHE_TTL_S and swept every CACHE_SWEEP_S; one sweep's margin
+        self.bound_s = ttl_s + CACHE_TTL_S + 2 * CACHE_SWEEP_S
         self._bound: deque[tuple[float, str]] = deque()  # (time, name), oldest first
         self._owners: dict[str, str] = {}
 
@@ -102,14 +103,15 @@ class ResultFiles:
                 self._owners.pop(self._bound.popleft()[1], None)
             self._made.append((now, out))
             if owner is not None:
-                self._owners[unique] = owner
-                self._bound.append((now, unique))
+                self._owners[key] = owner
+                self._bound.append((now, key))
         out.parent.mkdir(exist_ok=True)
         return out
 
-    def owner(self, name: str) -> str | None:
-        """The session a result file of this name belongs to (None: anyone with its URL)."""
-        return self._owners.get(name)
+    def owner(self, file_id: str) -> str | None:
+        """The session the result file with this id (its name's 16 hex digits) belongs to
+        (None: anyone with its URL)."""
+        return self._owners.get(file_id)
 
     def remove(self) -> None:
         """Remove every result file (at exit)."""
