@@ -74,7 +74,7 @@ class ResultFiles:
         # Gradio's cached copy of a file outlives it: handed out again (a redraw) until the
         # file expires, then kept CACHE_TTL_S and swept every CACHE_SWEEP_S; one sweep's margin
         self.bound_s = ttl_s + CACHE_TTL_S + 2 * CACHE_SWEEP_S
-        self._bound: deque[tuple[float, str]] = deque()  # (time, name), oldest first
+        self._bound: deque[tuple[float, str]] = deque()  # (time, file id), oldest first
         self._owners: dict[str, str] = {}
 
     @property
