@@ -286,6 +286,34 @@ def test_bundle_reports_shortcut_checks_and_keeps_a_better_checkpoint(runs, data
     assert "kept that checkpoint" in capsys.readouterr().out
 
 
+def test_an_ensemble_is_scored_on_the_mean_of_its_runs_probabilities(runs, data_dir, tmp_path,
+                                                                     capsys):
+    """training.ensemble: each run's validation score, then the score of their mean
+    probabilities (what `--teacher` distils); a run with itself is that run."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from training import ensemble
+    from training.bundle import ensemble_score, validation_outputs
+
+    run, other = runs["diagnosis"], tmp_path / "other"  # the run with another head
+    shutil.copytree(run, other)
+    weights = load_file(other / "diagnosis.safetensors")
+    head = next(k for k in weights if k.endswith("weight") and weights[k].shape[0] == 14)
+    weights[head] = torch.randn(weights[head].shape, generator=torch.Generator().manual_seed(0))
+    save_file(weights, other / "diagnosis.safetensors")
+    assert ensemble.main(["--data", str(data_dir), str(run), str(other)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[1] for line in lines] == [str(run), str(other), "ensemble of all 2"]
+    a, b = (validation_outputs("diagnosis", r, data_dir) for r in (run, other))
+    mean = {**a, "probs": (a["probs"] + b["probs"]) / 2, "low": (a["low"] + b["low"]) / 2}
+    scores = [float(line.split()[0]) for line in lines]
+    assert scores[2] == pytest.approx(ensemble_score("diagnosis", [mean]), abs=1e-4)
+    assert scores[2] not in scores[:2]  # the mean ranks the images unlike either run
+    assert ensemble_score("diagnosis", [a, a]) == pytest.approx(ensemble_score("diagnosis", [a]))
+
+
 def test_bf16_and_fp32_training_agree(data_dir, tmp_path):
     """The same seeded tiny run in both precisions: same batches, so the losses differ only
     by bf16 rounding (the default where the CPU has native bf16)."""

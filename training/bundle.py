@@ -21,6 +21,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -87,14 +88,29 @@ def covid19_threshold(predictor: Predictor, records: list[Record]) -> float:
 def rescore_on_validation(task: str, weights_dir: Path, data: Path) -> float:
     """The score training selects epochs by (training.train.selection_score), re-measured on
     the current validation split from the original files."""
+    return ensemble_score(task, [validation_outputs(task, weights_dir, data)])
+
+
+def validation_outputs(task: str, weights_dir: Path, data: Path) -> dict:
+    """A checkpoint's probabilities on the validation split (and, multi-label, on copies
+    shrunk to LOW_RESOLUTION_SIDE px), with the records and the model's spec."""
     records = read_labels_csv(data / task / "labels.csv", task, "val")
     if task == "screening":  # screening is also measured on adults: the NIH radiographs
         records += nih_rows_as_screening(data / "diagnosis" / "labels.csv", "val")
     paths = [r.path for r in records]
     with Predictor(tasks=[task], weights_dir=weights_dir, gate="off") as predictor:
         spec = predictor.models[task].spec
-        low_res = low_resolution_probabilities(predictor, paths, task) if spec.multilabel else None
-        scores = validation_score(spec, predictor.probabilities(paths, task), records, low_res)
+        low = low_resolution_probabilities(predictor, paths, task) if spec.multilabel else None
+        return {"spec": spec, "records": records, "probs": predictor.probabilities(paths, task),
+                "low": low}
+
+
+def ensemble_score(task: str, outputs: Sequence[dict]) -> float:
+    """The selection score of the mean of several validation_outputs (one: its own score)."""
+    first = outputs[0]
+    low = None if first["low"] is None else np.mean([o["low"] for o in outputs], 0)
+    scores = validation_score(first["spec"], np.mean([o["probs"] for o in outputs], 0),
+                              first["records"], low)
     return selection_score(scores, SCORE[task], train_loss=0.0)
 
 

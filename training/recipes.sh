@@ -234,3 +234,19 @@ OMP_NUM_THREADS=2 python -m training.pretrain_ssl --data $S --epochs 6 --out run
 OMP_NUM_THREADS=2 python -m training.train --task diagnosis --data $S/diagnosis/labels.csv \
     --input-size 192 --patience 30 --init runs/ssl10k --epochs 8 --lr 1e-3 --augment lowres \
     --ema-epochs 1 --out runs/dx18-ssl10k
+# Third session (issue #18). The longer schedule from runs/ssl10k: 20 epochs, lr 1e-3, EMA
+# (2 threads, ~170 s an epoch when alone): selection score 0.660, 0.644, 0.643, 0.640, 0.648,
+# 0.654, 0.654, 0.677, 0.686, 0.687 (best, epoch 10), 0.682, 0.678, 0.671, 0.677, 0.681, 0.673,
+# 0.671, 0.673 by epoch; stopped after epoch 18 (train AUROC rising, validation falling):
+# longer is worse than the 8-epoch run's 0.699. Not adopted.
+OMP_NUM_THREADS=2 python -m training.train --task diagnosis --data $S/diagnosis/labels.csv \
+    --input-size 192 --patience 30 --init runs/ssl10k --epochs 20 --lr 1e-3 --augment lowres \
+    --ema-epochs 1 --out runs/dx18-ssl10k-long
+# Ensembles of the runs above (mean probabilities), on the same validation score: every
+# subset of v0.5.0, dx18-cycle2, dx18-ssl10k, dx18-ssl10k-long and dx18-asl; all five 0.7231
+# (broad 0.728, 64 px 0.719) against v0.5.0 alone 0.7164; the best subsets also 0.723.
+python -m training.ensemble diachestxr/weights runs/dx18-cycle2 runs/dx18-ssl10k runs/dx18-ssl10k-long runs/dx18-asl
+# Distilled into one DenseNet121: v0.5.0's recipe (from v0.4.0) with the five as teachers,
+# target = 0.5 x label + 0.5 x the teachers' mean (an unknown cell: the teachers').
+T=diachestxr/weights,runs/dx18-cycle2,runs/dx18-ssl10k,runs/dx18-ssl10k-long,runs/dx18-asl
+OMP_NUM_THREADS=2 $DX5 --teacher $T --distill 0.5 --out runs/dx18-distill5
