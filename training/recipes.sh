@@ -247,6 +247,9 @@ OMP_NUM_THREADS=2 python -m training.train --task diagnosis --data $S/diagnosis/
 # (broad 0.728, 64 px 0.719) against v0.5.0 alone 0.7164; the best subsets also 0.723.
 python -m training.ensemble diachestxr/weights runs/dx18-cycle2 runs/dx18-ssl10k runs/dx18-ssl10k-long runs/dx18-asl
 # Distilled into one DenseNet121: v0.5.0's recipe (from v0.4.0) with the five as teachers,
-# target = 0.5 x label + 0.5 x the teachers' mean (an unknown cell: the teachers').
+# target = 0.5 x label + 0.5 x the teachers' mean (an unknown cell: the teachers'); teacher
+# predictions ~10 min, then 8 epochs of ~175 s on two threads (17.7-18.7 img/s). Selection
+# score 0.688, 0.690, 0.698, 0.701, 0.707 (best), 0.706, 0.705, 0.705 by epoch: behind the
+# same recipe without teachers (0.698, 0.702, 0.712, 0.706, 0.714) at every epoch. Not adopted.
 T=diachestxr/weights,runs/dx18-cycle2,runs/dx18-ssl10k,runs/dx18-ssl10k-long,runs/dx18-asl
 OMP_NUM_THREADS=2 $DX5 --teacher $T --distill 0.5 --out runs/dx18-distill5
