@@ -253,3 +253,10 @@ python -m training.ensemble diachestxr/weights runs/dx18-cycle2 runs/dx18-ssl10k
 # same recipe without teachers (0.698, 0.702, 0.712, 0.706, 0.714) at every epoch. Not adopted.
 T=diachestxr/weights,runs/dx18-cycle2,runs/dx18-ssl10k,runs/dx18-ssl10k-long,runs/dx18-asl
 OMP_NUM_THREADS=2 $DX5 --teacher $T --distill 0.5 --out runs/dx18-distill5
+# The same teachers from the bundled v0.5.0 instead (the second cycle's 4 epochs at lr 1e-4,
+# one thread beside the test suite, 9.4-10.7 img/s): 0.712, 0.705, 0.706, 0.702 by epoch,
+# against 0.714, 0.712, 0.713, 0.707 for that cycle without teachers. Not adopted.
+OMP_NUM_THREADS=1 python -m training.train --task diagnosis --data $S/diagnosis/labels.csv \
+    --input-size 192 --patience 30 --init diachestxr/weights/diagnosis.safetensors --epochs 4 \
+    --lr 1e-4 --warmup-epochs 0.3 --augment lowres --ema-epochs 1 --teacher $T --distill 0.5 \
+    --out runs/dx18-distill5-cycle
