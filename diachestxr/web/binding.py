@@ -19,15 +19,23 @@ from __future__ import annotations
 
 import re
 import secrets
+import uuid
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from starlette.requests import cookie_parser
 
 COOKIE = "diachestxr_session"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")  # secrets.token_urlsafe(16)
-FILE_ID = re.compile(r"-([0-9a-f]{16})(?=\.|/|$)")  # session.ResultFiles: name-<id>.suffix
+FILE_ID = re.compile(r"-([0-9a-f]{16})(?=\.|/|$)")  # what unique_name() puts in a name
 Scope = MutableMapping[str, Any]
 OwnerOf = Callable[[str], "str | None"]  # a result file's id -> its session's cookie or None
+
+
+def unique_name(name: str) -> tuple[str, str]:
+    """A fresh file id and `name` carrying it (`heatmap.jpg` -> `heatmap-<16 hex>.jpg`)."""
+    file_id = uuid.uuid4().hex[:16]
+    stem, dot, suffix = name.rpartition(".")
+    return file_id, f"{stem}-{file_id}.{suffix}" if dot else f"{name}-{file_id}"
 
 
 def _token(cookie_header: str | None) -> str | None:

@@ -29,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import deque
 from pathlib import Path
 from typing import Any, Mapping
@@ -37,7 +36,7 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from .binding import current_owner
+from .binding import current_owner, unique_name
 from .settings import CACHE_SWEEP_S, CACHE_TTL_S
 
 RESULT_TTL_S = 900
@@ -92,9 +91,7 @@ class ResultFiles:
         `heatmap-<16 hex>.jpg`) and bound to the session of the event now running; expired
         files go first."""
         root, now, owner = self.root, time.time(), current_owner()
-        key = uuid.uuid4().hex[:16]
-        stem, dot, suffix = name.rpartition(".")
-        unique = f"{stem}-{key}.{suffix}" if dot else f"{name}-{key}"
+        key, unique = unique_name(name)
         out = root / key[:2] / unique  # 256 buckets: no directory grows huge
         with self._lock:
             while self._made and now - self._made[0][0] > self.ttl_s:
