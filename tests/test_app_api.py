@@ -37,7 +37,7 @@ def aspect(path: str | Path) -> float:
         return im.width / im.height
 
 
-def check_screen(result: dict, overlay: str, result_file: str, image: Path) -> None:
+def check_screen(result: dict, overlay: str, image: Path) -> None:
     assert result["task"] == "screening"
     assert result["label"] in SCREENING_CLASSES
     assert list(result["confidences"]) == list(SCREENING_CLASSES)
@@ -49,18 +49,19 @@ def check_screen(result: dict, overlay: str, result_file: str, image: Path) -> N
     called = screening_predictions(np.array([list(result["confidences"].values())]),
                                    SCREENING_CLASSES, threshold)[0]
     assert result["label"] == SCREENING_CLASSES[called]
-    _no_upload_name(result, result_file, image)
+    _no_upload_name(result, [overlay], image)
     assert aspect(overlay) == pytest.approx(aspect(image), rel=0.01)
-    assert json.loads(Path(result_file).read_text()) == result
     assert result["explained"] == result["label"] and result["method"] == "gradcam"
     _no_server_paths(result)
 
 
-def _no_upload_name(result: dict, result_file: str, image: Path) -> None:
-    """A file name may name the patient: results call the upload by an opaque id."""
+def _no_upload_name(result: dict, files: list[str], image: Path) -> None:
+    """A file name may name the patient: results call the upload by an opaque id, and
+    result files are named by what they hold and a random id."""
     assert re.fullmatch(r"upload-[0-9a-f]{12}", result["file"])
-    assert image.stem not in json.dumps(result) and image.stem not in Path(result_file).name
-    assert re.fullmatch(rf"diachestxr-{result['task']}-[0-9a-f]{{16}}\.json", Path(result_file).name)
+    assert image.stem not in json.dumps(result)
+    for path in files:
+        assert re.fullmatch(r"heatmap-[0-9a-f]{16}\.jpg", Path(path).name)
 
 
 def _no_server_paths(result: dict) -> None:
@@ -69,7 +70,7 @@ def _no_server_paths(result: dict) -> None:
     assert result["model"]["location"] == "bundled with the app"
 
 
-def check_diagnose(result: dict, overlays: list[dict], result_file: str, image: Path) -> None:
+def check_diagnose(result: dict, overlays: list[dict], image: Path) -> None:
     probs, thr = result["probabilities"], result["thresholds"]
     assert result["task"] == "diagnosis"
     assert set(probs) == set(NIH_LABELS) and len(probs) == 14
@@ -81,8 +82,7 @@ def check_diagnose(result: dict, overlays: list[dict], result_file: str, image: 
     for item in overlays:
         assert aspect(item["image"]) == pytest.approx(aspect(image), rel=0.01)
         assert item["caption"]
-    assert json.loads(Path(result_file).read_text()) == result
-    _no_upload_name(result, result_file, image)
+    _no_upload_name(result, [item["image"] for item in overlays], image)
     # one ranking: the maps are those of the top-ranked labels, in the table's order
     assert result["explained"] == list(probs)[:len(result["explained"])]
     _no_server_paths(result)
@@ -97,11 +97,11 @@ def test_a_result_is_served_only_to_the_session_that_made_it(app_url, examples_d
     from diachestxr.web.binding import COOKIE
 
     owner = Client(app_url, verbose=False, download_files=False)
-    _, overlay, result_file = owner.predict(_file(examples_dir / "4fed5061.jpg"),
-                                            api_name="/screen")
+    _, overlay = owner.predict(_file(examples_dir / "4fed5061.jpg"), api_name="/screen")
+    _, thumbnails = owner.predict(_file(examples_dir / "00001968_000.jpg"), api_name="/diagnose")
     other = Client(app_url, verbose=False)
     assert owner.cookies[COOKIE] != other.cookies[COOKIE]
-    for url in (overlay["url"], result_file["url"]):
+    for url in (overlay["url"], thumbnails[0]["image"]["url"]):
         for spelling in (url, url + "/", url.replace("file=", "file/")):  # Gradio serves each
             assert httpx.get(spelling, cookies=owner.cookies).status_code == 200
             assert httpx.get(spelling, cookies=other.cookies).status_code == 404
@@ -115,15 +115,15 @@ def test_only_the_two_named_endpoints_are_documented(client):
 
 def test_screen(client, examples_dir):
     image = examples_dir / "4fed5061.jpg"  # 512x419: the aspect ratio must survive
-    result, overlay, result_file = client.predict(_file(image), api_name="/screen")
-    check_screen(result, overlay, result_file, image)
+    result, overlay = client.predict(_file(image), api_name="/screen")
+    check_screen(result, overlay, image)
     assert result["model"]["weights"] == "bundled"  # what a fresh clone with no network uses
 
 
 def test_screen_opacity_zero_gives_the_plain_image(client, examples_dir):
     image = examples_dir / "IM-0117-0001.jpeg"
-    result, overlay, result_file = client.predict(_file(image), 0.0, api_name="/screen")
-    check_screen(result, overlay, result_file, image)
+    result, overlay = client.predict(_file(image), 0.0, api_name="/screen")
+    check_screen(result, overlay, image)
     with Image.open(overlay) as im:
         rgb = im.convert("RGB")
     r, g, b = (channel.getextrema() for channel in rgb.split())
@@ -138,22 +138,22 @@ def test_screen_accepts_dicom(client, examples_dir, tmp_path):
     with Image.open(examples_dir / "4fed5061.jpg") as im:
         pixels = np.asarray(im.convert("L"), np.uint16) * 257  # 16-bit, 512x419
     dcm = dicom_file(tmp_path / "chest.dcm", pixels)
-    result, overlay, result_file = client.predict(_file(dcm), api_name="/screen")
+    result, overlay = client.predict(_file(dcm), api_name="/screen")
     assert result["label"] in SCREENING_CLASSES and result["file"].startswith("upload-")
     assert aspect(overlay) == pytest.approx(pixels.shape[1] / pixels.shape[0], rel=0.01)
 
 
 def test_diagnose(client, examples_dir):
     image = examples_dir / "00005610_000.jpg"
-    result, overlays, result_file = client.predict(_file(image), api_name="/diagnose")
-    check_diagnose(result, overlays, result_file, image)
+    result, overlays = client.predict(_file(image), api_name="/diagnose")
+    check_diagnose(result, overlays, image)
 
 
 def test_diagnose_one_threshold_for_all(client, examples_dir):
     image = examples_dir / "4fed5061.jpg"
-    result, overlays, result_file = client.predict(_file(image), calibrated_thresholds=False,
-                                                   threshold=0.9, api_name="/diagnose")
-    check_diagnose(result, overlays, result_file, image)
+    result, overlays = client.predict(_file(image), calibrated_thresholds=False,
+                                      threshold=0.9, api_name="/diagnose")
+    check_diagnose(result, overlays, image)
     assert set(result["thresholds"].values()) == {0.9}
 
 
@@ -161,9 +161,8 @@ def test_the_map_method_is_a_parameter(client, examples_dir):
     from gradio_client.exceptions import AppError
 
     image = examples_dir / "00009144_000.jpg"
-    result, overlays, result_file = client.predict(_file(image), method="gradcam++",
-                                                   api_name="/diagnose")
-    check_diagnose(result, overlays, result_file, image)
+    result, overlays = client.predict(_file(image), method="gradcam++", api_name="/diagnose")
+    check_diagnose(result, overlays, image)
     assert result["method"] == "gradcam++"
     with pytest.raises(AppError, match="scorecam is not in the list of choices"):
         client.predict(_file(image), method="scorecam", api_name="/screen")
@@ -303,7 +302,7 @@ def test_a_session_keeps_little_and_not_for_long(examples_dir):
 
     from diachestxr.web import build_demo
     from diachestxr.web.service import Service, load_predictors
-    from diachestxr.web.session import STATE_MAP_SIDE, STATE_TTL_S
+    from diachestxr.web.session import STATE_MAP_SIDE, STATE_TTL_S, original
 
     predictors, errors = load_predictors()  # the app's models, in this process
     app = Service(predictors, errors)
@@ -311,7 +310,7 @@ def test_a_session_keeps_little_and_not_for_long(examples_dir):
     for state in (app.screen(image)[-1], app.diagnose(image)[-1]):
         assert len(pickle.dumps(state)) < 100_000
         assert all(cam.shape == (STATE_MAP_SIDE,) * 2 for cam in state["cams"].values())
-        assert Path(state["original"]).is_file()
+        assert Path(original(state)).is_file()
         assert state["result"]["radiograph_check"]["accepted"]
     demo = build_demo(predictors, examples=[])
     states = [b for b in demo.blocks.values() if isinstance(b, gr.State)]

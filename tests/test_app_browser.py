@@ -9,7 +9,9 @@ Never runs `playwright install`: the browser is the system's /usr/bin/chromium.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -259,6 +261,13 @@ def test_screening_tab(page, viewport, examples_dir, output_dir, tmp_path):
     if viewport == "phone":
         wait_in_view(page, "#screen-label [data-testid=label-output-value]", min_px=20)
     assert_file_label_clear(page, "screen")
+    # the result as JSON: made for this button, not sent to API callers
+    with page.expect_download() as download:
+        page.locator("#screen-download").click()
+    assert re.fullmatch(r"diachestxr-screening-[0-9a-f]{16}\.json", download.value.suggested_filename)
+    saved = tmp_path / "result.json"
+    download.value.save_as(saved)
+    assert json.loads(saved.read_text())["label"] == predicted
     screenshot(page, output_dir, f"screening-{viewport}-view", full_page=False)
     path = screenshot(page, output_dir, f"screening-{viewport}")
     if UPDATE_DOCS and viewport == "laptop":

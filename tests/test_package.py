@@ -151,7 +151,7 @@ def test_the_wheel_serves_the_app(installed_wheel, examples_dir, tmp_path):
     samples = installed_wheel / "diachestxr" / "sample_images"
     with running_app(None, samples, tmp_path / "serve.log", command=command, cwd=tmp_path,
                      env=env) as url:
-        result, overlay, _ = Client(url, verbose=False).predict(
+        result, overlay = Client(url, verbose=False).predict(
             handle_file(str(examples_dir / "4fed5061.jpg")), api_name="/screen")
         with urllib.request.urlopen(url + "config", timeout=10) as r:
             config = r.read().decode()

@@ -372,14 +372,71 @@ def test_the_service_without_the_radiograph_check(random_predictor, examples_dir
     from diachestxr.web.session import ResultFiles
 
     service = Service({"diagnosis": random_predictor}, files=ResultFiles(tmp_path))
-    result, gallery, result_file, state = service.diagnose(str(examples_dir / "00001968_000.jpg"))
+    result, gallery, state = service.diagnose(str(examples_dir / "00001968_000.jpg"))
     assert "radiograph_check" not in result and len(gallery) == 3
     assert result["model"]["location"].startswith("local folder ")
-    assert Path(result_file).is_relative_to(tmp_path)
+    assert all(Path(path).is_relative_to(tmp_path) for path, _ in gallery)
     import gradio as gr
 
     with pytest.raises(gr.Error, match="screening model is not available"):
         service.screen(str(examples_dir / "4fed5061.jpg"))
+
+
+def test_the_result_json_is_made_for_the_download_button_not_for_the_api(
+        random_predictor, examples_dir, tmp_path):
+    """The API returns the result and its overlays; the page's view step writes the JSON
+    file its download button offers: the result as returned, named without the upload's."""
+    import json
+
+    from diachestxr.web.diagnosis import DiagnosisUI
+    from diachestxr.web.service import Service
+    from diachestxr.web.session import ResultFiles
+
+    service = Service({"diagnosis": random_predictor}, files=ResultFiles(tmp_path))
+    outputs = service.diagnose(str(examples_dir / "00001968_000.jpg"))
+    assert len(outputs) == 3 and not list(tmp_path.rglob("*.json"))
+    result, _, state = outputs
+    button = DiagnosisUI(service).view(state)[2]
+    path = Path(button.value["path"])
+    assert re.fullmatch(r"diachestxr-diagnosis-[0-9a-f]{16}\.json", path.name)
+    assert json.loads(path.read_text()) == result and button.interactive
+
+
+def test_the_session_radiograph_is_written_beside_the_answer(tmp_path, monkeypatch):
+    """ResultFiles.png returns its path at once; whoever reads it waits for the write."""
+    import threading
+
+    import cv2
+
+    from diachestxr.web import session
+
+    started, release, imwrite = threading.Event(), threading.Event(), cv2.imwrite
+
+    def slow_imwrite(*args):
+        started.set()
+        release.wait(5)
+        return imwrite(*args)
+
+    monkeypatch.setattr(session.cv2, "imwrite", slow_imwrite)
+    path = session.ResultFiles(tmp_path).png(np.full((40, 30), 7, np.uint8), "radiograph.png")
+    assert started.wait(5) and not Path(path).exists()  # the caller did not wait for it
+    threading.Timer(0.2, release.set).start()
+    image = session.radiograph({"original": path})  # waits for the write
+    assert image.shape == (40, 30) and (image == 7).all()
+
+
+def test_the_heap_is_trimmed_once_the_server_is_idle_not_after_each_answer(monkeypatch):
+    from diachestxr.web import session
+
+    trims = []
+    monkeypatch.setattr(session, "_malloc_trim", lambda: trims.append)
+    monkeypatch.setattr(session, "IDLE_TRIM_S", 0.3)
+    for _ in range(5):  # a burst of answers: no trim between them
+        session.release_memory()
+        time.sleep(0.05)
+    assert trims == []
+    time.sleep(0.6)
+    assert trims == [0]  # one trim, once idle
 
 
 def test_an_upload_is_deleted_once_answered_and_a_failure_is_not_read_twice(

@@ -83,7 +83,7 @@ class DiagnosisUI(TaskUI):
         selected = result["explained"].index(shown) if shown in result["explained"] else None
         return (views.diagnosis_summary(result, info.specificity, info.prevalence, self._trust()),
                 views.diagnosis_table(result, info.prevalence),
-                gr.DownloadButton(interactive=True),
+                self.service.result_file(state),
                 gr.Gallery(selected_index=selected, visible=True))
 
     def pick(self, label: str | None, opacity: float, state: SessionState | None) -> tuple:
@@ -116,7 +116,7 @@ class DiagnosisUI(TaskUI):
                     state: SessionState | None) -> tuple:
         """UI only: thresholds changed; new findings from the stored probabilities."""
         if not state:
-            return gr.skip(), gr.skip(), gr.skip(), state
+            return gr.skip(), gr.skip(), state
         thresholds = self.service.thresholds(calibrated, threshold)
         return self.service.diagnosis_outputs(self.service.rethreshold(state, thresholds),
                                               opacity)

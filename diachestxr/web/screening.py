@@ -67,7 +67,7 @@ class ScreeningUI(TaskUI):
                    else views.class_caption(result, label))
         return (self.service.files.label_json(views.label_value(result)),
                 gr.Radio(value=label, interactive=True), caption,
-                gr.DownloadButton(interactive=True),
+                self.service.result_file(state),
                 self.service.compare(state, label, opacity), state)
 
     def explain(self, label: str | None, opacity: float, state: SessionState | None) -> tuple:

@@ -163,23 +163,23 @@ class Service:
 
     # -------------------------------------------------------------------- screening
     def screen(self, image: str, opacity: float = DEFAULT_ALPHA, method: str = DEFAULT_METHOD
-               ) -> tuple[dict, str, str, SessionState]:
+               ) -> tuple[dict, str, SessionState]:
         """Research demo, not for clinical use. Screens one frontal chest radiograph (PNG, JPEG
         or DICOM; an MCP client sends an http(s) or base64 data: URL) for COVID-19 / Pneumonia
         / Normal, with a Grad-CAM heatmap.
 
         method: the map method (gradcam, gradcam++, xgradcam, hirescam, layercam).
-        Returns (result, overlay, result_file): result = {"task", "file", "label",
-        "confidences" {class: p, summing to 1}, "explained", "method", "model", "version",
-        "disclaimer"}; overlay = the heatmap of the predicted class on the image (JPEG, the
-        input's aspect, at most 1024 px); result_file = the result as a JSON file.
+        Returns (result, overlay): result = {"task", "file", "label", "confidences" {class:
+        p, summing to 1}, "explained", "method", "model", "version", "disclaimer"}; overlay =
+        the heatmap of the predicted class on the image (JPEG, the input's aspect, at most
+        1024 px).
         """
         predictor = self.predictor("screening")
         with profile.timed("/screen"), consumed(image, self.shared_files) as path:
             return self._screen(predictor, path, upload_id(Path(path).name), opacity, method)
 
     def _screen(self, predictor: Predictor, path: str, file_id: str, opacity: float, method: str
-                ) -> tuple[dict, str, str, SessionState]:
+                ) -> tuple[dict, str, SessionState]:
         method = method or DEFAULT_METHOD
         with user_errors(Path(path).name, self._failures, path):
             # all three maps cost about as much as one: any class the user picks is ready
@@ -189,27 +189,24 @@ class Service:
         with profile.step("state"):
             state = session.new_state(r, result, self.files)
         with profile.step("overlay"):
-            overlay = self.draw(state, r.label, opacity, image=r.image)
-        with profile.step("json"):
-            return result, overlay, self.files.json(result), state
+            return result, self.draw(state, r.label, opacity, image=r.image), state
 
     # -------------------------------------------------------------------- diagnosis
     def diagnose(self, image: str, calibrated_thresholds: bool = True, threshold: float = 0.5,
                  opacity: float = DEFAULT_ALPHA, method: str = DEFAULT_METHOD
-                 ) -> tuple[dict, list[tuple[str, str]], str, SessionState]:
+                 ) -> tuple[dict, list[tuple[str, str]], SessionState]:
         """Research demo, not for clinical use. Probabilities of the 14 NIH ChestX-ray14
         findings for one frontal chest radiograph (PNG, JPEG or DICOM; an MCP client sends an
         http(s) or base64 data: URL), with Grad-CAM heatmaps.
 
         calibrated_thresholds: use the checkpoint's per-label thresholds (default); if False,
         `threshold` applies to every label. method: the map method (gradcam, gradcam++,
-        xgradcam, hirescam, layercam). Returns (result, overlays, result_file): result =
-        {"task", "file", "probabilities" {label: p, furthest above its own threshold
-        first}, "thresholds", "findings" [labels at or above their threshold, in that
-        order], "explained" [the mapped labels: the first three], "warnings", "method",
-        "model", "version", "disclaimer"}; overlays = heatmaps of those labels (a gallery of
-        JPEG thumbnails, at most 320 px: [{"image", "caption"}]); result_file = the result
-        as JSON.
+        xgradcam, hirescam, layercam). Returns (result, overlays): result = {"task", "file",
+        "probabilities" {label: p, furthest above its own threshold first}, "thresholds",
+        "findings" [labels at or above their threshold, in that order], "explained" [the
+        mapped labels: the first three], "warnings", "method", "model", "version",
+        "disclaimer"}; overlays = heatmaps of those labels (a gallery of JPEG thumbnails, at
+        most 320 px: [{"image", "caption"}]).
         """
         predictor = self.predictor("diagnosis")
         thresholds = self.thresholds(calibrated_thresholds, threshold)
@@ -219,7 +216,7 @@ class Service:
 
     def _diagnose(self, predictor: Predictor, path: str, file_id: str,
                   thresholds: Mapping[str, float], opacity: float, method: str
-                  ) -> tuple[dict, list[tuple[str, str]], str, SessionState]:
+                  ) -> tuple[dict, list[tuple[str, str]], SessionState]:
         method = method or DEFAULT_METHOD
         with user_errors(Path(path).name, self._failures, path):
             # all 14 maps cost about as much as one: every label the user picks is ready
@@ -250,14 +247,10 @@ class Service:
                                     "explained": order[:TOP_FINDINGS]}}
 
     def diagnosis_outputs(self, state: SessionState, opacity: float, image: np.ndarray | None = None
-                          ) -> tuple[dict, list[tuple[str, str]], str, SessionState]:
-        """(result, gallery, result file, state): the table and the gallery share one
-        ranking, the probability."""
-        result = state["result"]
+                          ) -> tuple[dict, list[tuple[str, str]], SessionState]:
+        """(result, gallery, state): the table and the gallery share one ranking."""
         with profile.step("gallery"):
-            gallery = self.gallery(state, opacity, image)
-        with profile.step("json"):
-            return result, gallery, self.files.json(result), state
+            return state["result"], self.gallery(state, opacity, image), state
 
     def gallery(self, state: SessionState, opacity: float, image: np.ndarray | None = None
                 ) -> list[tuple[str, str]]:
@@ -276,17 +269,21 @@ class Service:
         with user_errors(state["result"].get("file") or "image"):
             return session.draw(state, label, opacity, self.files, image, side)
 
+    def result_file(self, state: SessionState) -> gr.DownloadButton:
+        """UI only: the download button, with the session's last result as a JSON file."""
+        return gr.DownloadButton(value=self.files.json(state["result"]), interactive=True)
+
     def compare(self, state: SessionState, label: str, opacity: float) -> tuple[str, str]:
         """(the radiograph, its heatmap for `label`) for a comparison slider, both at the
         result's size."""
-        return state["original"], self.draw(state, label, opacity)
+        return session.original(state), self.draw(state, label, opacity)
 
     def remap(self, task: str, state: SessionState | None, *inputs: Any) -> tuple:
         """UI only: the maps of another method for the session's radiograph (the upload is
         gone: the session's PNG of it is what the model reads again). inputs: the API
         function's, after the file."""
         if not state:
-            return gr.skip(), gr.skip(), gr.skip(), state
+            return gr.skip(), gr.skip(), state
         file_id = state["result"]["file"]
         with user_errors(file_id):
             session.radiograph(state)  # ResultExpired once RESULT_TTL_S removed it

@@ -12,9 +12,11 @@ from . import views
 from .service import Service
 from .widgets import Parts
 
-# What every API function returns, by part name: the result, its overlay(s), the result
-# file (the download button), and the session's state.
-API_OUTPUTS = ("json", "overlays", "download", "state")
+# What every API function returns, by part name: the result, its overlay(s) and the
+# session's state. The result's JSON file is made by the page's view step, for its download
+# button: every output file costs an API caller one more HTTP download (gradio_client makes a
+# new connection, TLS context included, for each: 20-30 ms here), for data it already has.
+API_OUTPUTS = ("json", "overlays", "state")
 
 After = Callable[[gr.events.Dependency], gr.events.Dependency]
 
