@@ -402,27 +402,28 @@ def test_the_result_json_is_made_for_the_download_button_not_for_the_api(
     assert json.loads(path.read_text()) == result and button.interactive
 
 
-def test_the_session_radiograph_is_written_beside_the_answer(tmp_path, monkeypatch):
-    """ResultFiles.png returns its path at once; whoever reads it waits for the write."""
-    import threading
-
-    import cv2
-
+def test_the_session_radiograph_is_written_only_when_a_view_reads_it(
+        random_predictor, examples_dir, tmp_path, monkeypatch):
+    """An answer (what an API call gets) writes no radiograph; the page's first view writes
+    it, once; past KEPT_RADIOGRAPHS unread ones, the oldest session's result has expired."""
     from diachestxr.web import session
+    from diachestxr.web.screening import ScreeningUI
+    from diachestxr.web.service import Service
 
-    started, release, imwrite = threading.Event(), threading.Event(), cv2.imwrite
+    service = Service({"screening": random_predictor}, files=session.ResultFiles(tmp_path))
+    image = str(examples_dir / "4fed5061.jpg")
+    *_, state = service.screen(image)
+    assert not list(tmp_path.rglob("radiograph-*.png"))
+    ScreeningUI(service).view(state, 0.45)  # the slider shows the radiograph
+    written = list(tmp_path.rglob("radiograph-*.png"))
+    assert [str(p) for p in written] == [state["original"]]
+    assert session.radiograph(state).shape == (419, 512)
 
-    def slow_imwrite(*args):
-        started.set()
-        release.wait(5)
-        return imwrite(*args)
-
-    monkeypatch.setattr(session.cv2, "imwrite", slow_imwrite)
-    path = session.ResultFiles(tmp_path).png(np.full((40, 30), 7, np.uint8), "radiograph.png")
-    assert started.wait(5) and not Path(path).exists()  # the caller did not wait for it
-    threading.Timer(0.2, release.set).start()
-    image = session.radiograph({"original": path})  # waits for the write
-    assert image.shape == (40, 30) and (image == 7).all()
+    monkeypatch.setattr(session, "KEPT_RADIOGRAPHS", 2)
+    states = [service.screen(image)[-1] for _ in range(3)]
+    assert session.radiograph(states[-1]).shape == (419, 512)
+    with pytest.raises(session.ResultExpired):
+        session.radiograph(states[0])
 
 
 def test_the_heap_is_trimmed_once_the_server_is_idle_not_after_each_answer(monkeypatch):

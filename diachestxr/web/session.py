@@ -2,7 +2,8 @@
 
 A session keeps its last result, every map as uint8 at STATE_MAP_SIDE (the maps come from a
 7x7 or 13x13 grid: nothing is lost; 4 KB each) and the path of the radiograph's PNG, about
-60 KB in memory rather than the 1-2 MB of the image and 224 px maps. A threshold, opacity or
+60 KB in memory rather than the 1-2 MB of the image and 224 px maps. The PNG is written when
+the page first shows it (`original`): an API call's radiograph never reaches the disk. A threshold, opacity or
 label change redraws from it without the model. Every overlay, on the API path and on a
 redraw alike, is drawn from these maps.
 
@@ -30,8 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -127,18 +127,10 @@ class ResultFiles:
         return str(out)
 
     def png(self, image: np.ndarray, name: str) -> str:
-        """An image as a lossless PNG at a fast compression level (the session's radiograph:
-        a new map method reads it again, and must see what the first answer saw). Its path
-        comes back at once; the encoding (6-10 ms for a 1024 px radiograph) runs beside the
-        rest of the request, off the answer's path: `finished(path)` waits for the file."""
-        from ..registry import PNG_COMPRESS_LEVEL
-
-        out = str(self.path(name))
-        params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL]
-        with _writes_lock:
-            _writes[out] = write = _writer.submit(cv2.imwrite, out, _bgr(image), params)
-        write.add_done_callback(lambda _: _forget_write(out))
-        return out
+        """An image as a new lossless PNG file (see `write_png`)."""
+        out = self.path(name)
+        write_png(out, image)
+        return str(out)
 
     def json(self, result: Mapping[str, Any]) -> str:
         """The downloadable result: diachestxr-<task>-<id>.json (never the upload's name)."""
@@ -153,24 +145,12 @@ class ResultFiles:
         return str(out)
 
 
-# One thread encodes the PNGs (OpenCV releases the GIL while it does)
-_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diachestxr-png")
-_writes: dict[str, Future] = {}  # path -> its write, while it runs
-_writes_lock = threading.Lock()
+def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """A lossless PNG at a fast compression level (the session's radiograph: a new map method
+    reads it again, and must see what the first answer saw)."""
+    from ..registry import PNG_COMPRESS_LEVEL
 
-
-def _forget_write(path: str) -> None:
-    with _writes_lock:
-        _writes.pop(path, None)
-
-
-def finished(path: str) -> str:
-    """`path`, once a write `ResultFiles.png` started for it is done."""
-    with _writes_lock:
-        write = _writes.get(path)
-    if write is not None:
-        write.result()
-    return path
+    cv2.imwrite(str(path), _bgr(image), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL])
 
 
 def use_private_gradio_folder() -> None:
@@ -286,22 +266,42 @@ _trimmer_lock = threading.Lock()
 
 
 def new_state(prediction: Any, result: dict, files: ResultFiles) -> SessionState:
-    """What a session keeps of a prediction (a Screening/DiagnosisResult with maps)."""
+    """What a session keeps of a prediction (a Screening/DiagnosisResult with maps). Its
+    radiograph's PNG is named now and written when first read (`original`)."""
     cams = {label: cv2.resize(np.rint(np.clip(e.cam, 0.0, 1.0) * 255).astype(np.uint8),
                               (STATE_MAP_SIDE, STATE_MAP_SIDE), interpolation=cv2.INTER_AREA)
             for label, e in prediction.explanations.items()}
-    return {"original": files.png(prediction.image, "radiograph.png"), "cams": cams,
-            "result": result, "drawn": {}}
+    path = str(files.path("radiograph.png"))
+    with _unwritten_lock:
+        _unwritten[path] = prediction.image
+        while len(_unwritten) > KEPT_RADIOGRAPHS:
+            _unwritten.popitem(last=False)
+    return {"original": path, "cams": cams, "result": result, "drawn": {}}
+
+
+# The radiographs of recent answers, not yet written. The page's view step reads the PNG
+# (the slider shows it) within a second of its answer; an API call never does, so its
+# radiograph never reaches the disk, and its answer does not wait 6-10 ms for the encoding.
+# At most KEPT_RADIOGRAPHS wait (1 MB each at most); beyond that the oldest is dropped, and
+# its session, if it ever asks, is told that its result expired.
+KEPT_RADIOGRAPHS = 64
+_unwritten: OrderedDict[str, np.ndarray] = OrderedDict()
+_unwritten_lock = threading.Lock()
+
+
+def original(state: SessionState) -> str:
+    """The path of the session's radiograph PNG, written on first use."""
+    path = state["original"]
+    with _unwritten_lock:  # held while writing: no reader sees half a file
+        image = _unwritten.pop(path, None)
+        if image is not None:
+            write_png(path, image)
+    return path
 
 
 def empty_maps(state: SessionState) -> list[str]:
     """The labels whose map is empty (no region raised the score)."""
     return [label for label, cam in state["cams"].items() if not cam.any()]
-
-
-def original(state: SessionState) -> str:
-    """The path of the session's radiograph PNG (once it is written)."""
-    return finished(state["original"])
 
 
 def radiograph(state: SessionState) -> np.ndarray:
