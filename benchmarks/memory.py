@@ -96,7 +96,7 @@ def server_report(files: dict, folder: Path, sessions: list[int], rounds: int = 
     from gradio_client import Client, handle_file
 
     from benchmarks.app_latency import start_app
-    from diachestxr.web.session import IDLE_TRIM_S
+    from diachestxr.web.session import IDLE_S
 
     log = Path(tempfile.mkdtemp()) / "app.log"
     proc, url, _ = start_app(None, log)
@@ -107,7 +107,7 @@ def server_report(files: dict, folder: Path, sessions: list[int], rounds: int = 
         per_request = {}
         for name, case in (files.items() if per_request_wanted else ()):
             for endpoint in ("/screen", "/diagnose"):
-                time.sleep(IDLE_TRIM_S + 0.5)  # the last request's heap went back first
+                time.sleep(IDLE_S + 0.5)  # the last request's heap went back first
                 before = _status_kb(pid, "VmRSS")
                 Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak (VmHWM)
                 t0 = time.perf_counter()

@@ -222,30 +222,34 @@ def _bgr(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else image[..., ::-1]  # OpenCV writes colour as BGR
 
 
-IDLE_TRIM_S = 1.0  # the heap goes back to the system once no request ran for this long
+IDLE_S = 1.0  # housekeeping waits until no request ran for this long
 
 
 def release_memory() -> None:
-    """Give freed heap memory back to the system once the server is idle (glibc keeps it
-    otherwise: a 49 MP upload's buffers, freed, would stay in the server's footprint). Not
-    at each answer: trimming there cost the request 4-12 ms, itself and the fresh pages the
-    next request's model faults in again. No-op where there is no glibc."""
-    global _trimmer
+    """After each request: once the server is idle, drop the radiographs no page read (see
+    `original`) and give freed heap memory back to the system (glibc keeps it otherwise: a
+    49 MP upload's buffers, freed, would stay in the server's footprint). Not at each answer:
+    trimming there cost the request 4-12 ms, itself and the fresh pages the next request's
+    model faults in again."""
+    global _housekeeper
     _last_release[0] = time.monotonic()
-    with _trimmer_lock:
-        if _trimmer is None and _malloc_trim():
-            _trimmer = threading.Thread(target=_trim_when_idle, name="diachestxr-trim", daemon=True)
-            _trimmer.start()
+    with _housekeeper_lock:
+        if _housekeeper is None:
+            _housekeeper = threading.Thread(target=_housekeeping, name="diachestxr-housekeeping",
+                                            daemon=True)
+            _housekeeper.start()
     _release_wanted.set()
 
 
-def _trim_when_idle() -> None:
+def _housekeeping() -> None:
     while True:
-        _release_wanted.wait()
-        while (idle_in := _last_release[0] + IDLE_TRIM_S - time.monotonic()) > 0:
+        _release_wanted.wait(timeout=UNREAD_TTL_S)  # an idle server's unread radiographs go too
+        while (idle_in := _last_release[0] + IDLE_S - time.monotonic()) > 0:
             time.sleep(idle_in)
         _release_wanted.clear()
-        _malloc_trim()(0)
+        _drop_unread(older_than=time.monotonic() - UNREAD_TTL_S)
+        if trim := _malloc_trim():
+            trim(0)
 
 
 @functools.lru_cache(maxsize=1)
@@ -261,8 +265,8 @@ def _malloc_trim():
 
 _last_release = [0.0]
 _release_wanted = threading.Event()
-_trimmer: threading.Thread | None = None
-_trimmer_lock = threading.Lock()
+_housekeeper: threading.Thread | None = None
+_housekeeper_lock = threading.Lock()
 
 
 def new_state(prediction: Any, result: dict, files: ResultFiles) -> SessionState:
@@ -273,7 +277,7 @@ def new_state(prediction: Any, result: dict, files: ResultFiles) -> SessionState
             for label, e in prediction.explanations.items()}
     path = str(files.path("radiograph.png"))
     with _unwritten_lock:
-        _unwritten[path] = prediction.image
+        _unwritten[path] = (time.monotonic(), prediction.image)
         while len(_unwritten) > KEPT_RADIOGRAPHS:
             _unwritten.popitem(last=False)
     return {"original": path, "cams": cams, "result": result, "drawn": {}}
@@ -282,20 +286,28 @@ def new_state(prediction: Any, result: dict, files: ResultFiles) -> SessionState
 # The radiographs of recent answers, not yet written. The page's view step reads the PNG
 # (the slider shows it) within a second of its answer; an API call never does, so its
 # radiograph never reaches the disk, and its answer does not wait 6-10 ms for the encoding.
-# At most KEPT_RADIOGRAPHS wait (1 MB each at most); beyond that the oldest is dropped, and
-# its session, if it ever asks, is told that its result expired.
+# At most KEPT_RADIOGRAPHS wait (1 MB each at most), none longer than about UNREAD_TTL_S
+# (housekeeping drops them); a session whose radiograph was dropped is told, if it ever
+# asks, that its result expired.
 KEPT_RADIOGRAPHS = 64
-_unwritten: OrderedDict[str, np.ndarray] = OrderedDict()
+UNREAD_TTL_S = 60
+_unwritten: OrderedDict[str, tuple[float, np.ndarray]] = OrderedDict()  # path -> (made, image)
 _unwritten_lock = threading.Lock()
+
+
+def _drop_unread(older_than: float) -> None:
+    with _unwritten_lock:
+        while _unwritten and next(iter(_unwritten.values()))[0] < older_than:
+            _unwritten.popitem(last=False)
 
 
 def original(state: SessionState) -> str:
     """The path of the session's radiograph PNG, written on first use."""
     path = state["original"]
     with _unwritten_lock:  # held while writing: no reader sees half a file
-        image = _unwritten.pop(path, None)
-        if image is not None:
-            write_png(path, image)
+        unread = _unwritten.pop(path, None)
+        if unread is not None:
+            write_png(path, unread[1])
     return path
 
 
