@@ -149,6 +149,9 @@ python -m training.bundle runs/dx18-ignore --data $S --out diachestxr/weights   
 # 2 min an epoch) reached a validation selection score of 0.671, 0.682, 0.687, 0.685 in its
 # first 4 epochs, against 0.698, 0.702, 0.712, 0.706 at 192 px; stopped there.
 OMP_NUM_THREADS=2 $DX5 --input-size 160 --out runs/dx18-160
+# ... and at 224 px on one thread (7.5-7.7 img/s, 7 min an epoch): 0.695, 0.694, 0.698, 0.694
+# in its first 4 epochs, behind 192 px at each; stopped there (2026-12-01).
+OMP_NUM_THREADS=1 $DX5 --input-size 224 --out runs/dx18-224
 
 # Screening on the data of 2026-11-30 (issue #19: 1,500 COVID-19 + 1,500 adult Normal
 # radiographs of the COVID-19 Radiography Database, `covid19_radiography`, train only).
