@@ -349,7 +349,10 @@ def test_a_redraw_after_the_files_expired_says_so(tmp_path):
     from diachestxr.web.session import STATE_MAP_SIDE, ResultExpired, ResultFiles, draw
 
     files = ResultFiles(tmp_path)
-    original = files.png(np.full((40, 30), 128, np.uint8), "radiograph.png")
+    import cv2
+
+    original = str(files.path("radiograph.png"))
+    cv2.imwrite(original, np.full((40, 30), 128, np.uint8))
     cam = np.zeros((STATE_MAP_SIDE, STATE_MAP_SIDE), np.uint8)
     cam[10:20, 10:20] = 255
     state = {"original": original, "cams": {"Normal": cam}, "result": {}}

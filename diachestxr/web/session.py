@@ -3,9 +3,9 @@
 A session keeps its last result, every map as uint8 at STATE_MAP_SIDE (the maps come from a
 7x7 or 13x13 grid: nothing is lost; 4 KB each) and the path of the radiograph's PNG, about
 60 KB in memory rather than the 1-2 MB of the image and 224 px maps. The PNG is written when
-the page first shows it (`original`): an API call's radiograph never reaches the disk. A threshold, opacity or
-label change redraws from it without the model. Every overlay, on the API path and on a
-redraw alike, is drawn from these maps.
+the page first shows it (`original`): an API call's radiograph never reaches the disk. A
+threshold, opacity or label change redraws from it without the model. Every overlay, on the
+API path and on a redraw alike, is drawn from these maps.
 
 Result files (overlays, the radiograph, JSON) go to a temporary folder made on first use
 (its name holds the server's process id), named uniquely (`heatmap-<16 hex>.jpg`, in 256
@@ -126,12 +126,6 @@ class ResultFiles:
         cv2.imwrite(str(out), _bgr(image), [cv2.IMWRITE_JPEG_QUALITY, DISPLAY_JPEG_QUALITY])
         return str(out)
 
-    def png(self, image: np.ndarray, name: str) -> str:
-        """An image as a new lossless PNG file (see `write_png`)."""
-        out = self.path(name)
-        write_png(out, image)
-        return str(out)
-
     def json(self, result: Mapping[str, Any]) -> str:
         """The downloadable result: diachestxr-<task>-<id>.json (never the upload's name)."""
         out = self.path(f"diachestxr-{result['task']}.json")
@@ -143,14 +137,6 @@ class ResultFiles:
         out = self.path("label.json")
         out.write_text(json.dumps(value), encoding="utf-8")
         return str(out)
-
-
-def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """A lossless PNG at a fast compression level (the session's radiograph: a new map method
-    reads it again, and must see what the first answer saw)."""
-    from ..registry import PNG_COMPRESS_LEVEL
-
-    cv2.imwrite(str(path), _bgr(image), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL])
 
 
 def use_private_gradio_folder() -> None:
@@ -302,12 +288,15 @@ def _drop_unread(older_than: float) -> None:
 
 
 def original(state: SessionState) -> str:
-    """The path of the session's radiograph PNG, written on first use."""
+    """The path of the session's radiograph PNG, written on first use: lossless, at a fast
+    compression level (a new map method reads it again, and must see what the answer saw)."""
+    from ..registry import PNG_COMPRESS_LEVEL
+
     path = state["original"]
     with _unwritten_lock:  # held while writing: no reader sees half a file
         unread = _unwritten.pop(path, None)
         if unread is not None:
-            write_png(path, unread[1])
+            cv2.imwrite(path, _bgr(unread[1]), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL])
     return path
 
 
