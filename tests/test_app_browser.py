@@ -262,12 +262,15 @@ def test_screening_tab(page, viewport, examples_dir, output_dir, tmp_path):
         wait_in_view(page, "#screen-label [data-testid=label-output-value]", min_px=20)
     assert_file_label_clear(page, "screen")
     # the result as JSON: made for this button, not sent to API callers
+    import httpx
+
     with page.expect_download() as download:
         page.locator("#screen-download").click()
     assert re.fullmatch(r"diachestxr-screening-[0-9a-f]{16}\.json", download.value.suggested_filename)
     saved = tmp_path / "result.json"
     download.value.save_as(saved)
     assert json.loads(saved.read_text())["label"] == predicted
+    assert httpx.get(download.value.url).status_code == 404  # only this page's session gets it
     screenshot(page, output_dir, f"screening-{viewport}-view", full_page=False)
     path = screenshot(page, output_dir, f"screening-{viewport}")
     if UPDATE_DOCS and viewport == "laptop":

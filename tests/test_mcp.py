@@ -88,7 +88,7 @@ def test_the_tools_are_the_two_api_functions_described_as_research_only(app_url,
         text = tool.description
         assert text.startswith(RESEARCH_ONLY), text
         assert "frontal chest radiograph (PNG, JPEG or DICOM" in text
-        assert "Returns (result, overlay" in text  # what comes back
+        assert "Returns (result, overlay" in text and "result_file" not in text  # what comes back
         assert tool.inputSchema["required"] == ["image"]
         assert tool.inputSchema["properties"]["image"]["type"] == "string"  # a URL
     assert "COVID-19 / Pneumonia / Normal" in by_name["screen"].description
@@ -117,6 +117,7 @@ def test_screen_a_sample_image_as_the_api_does(app_url):
     assert sum(answer["confidences"].values()) == pytest.approx(1.0, abs=1e-4)
     assert answer["disclaimer"].startswith("Research demo")
     assert [c.mimeType for c in result.content if c.type == "image"] == ["image/jpeg"]  # heatmap
+    assert not any(".json" in t for t in texts(result))  # no result file: the answer holds it
     assert not copies_left(payload)
     # the same answer as the HTTP API's for the same image
     api, *_ = Client(app_url, verbose=False).predict(handle_file(str(image)), api_name="/screen")

@@ -409,6 +409,8 @@ def test_the_session_radiograph_is_written_only_when_a_view_reads_it(
         random_predictor, examples_dir, tmp_path, monkeypatch):
     """An answer (what an API call gets) writes no radiograph; the page's first view writes
     it, once; past KEPT_RADIOGRAPHS unread ones, the oldest session's result has expired."""
+    import gradio as gr
+
     from diachestxr.web import session
     from diachestxr.web.screening import ScreeningUI
     from diachestxr.web.service import Service
@@ -430,6 +432,8 @@ def test_the_session_radiograph_is_written_only_when_a_view_reads_it(
     session._drop_unread(older_than=time.monotonic())  # what housekeeping does after a minute
     with pytest.raises(session.ResultExpired):
         session.radiograph(states[1])
+    with pytest.raises(gr.Error, match="expired"):  # the page's slider says so, too
+        service.compare(states[1], "Normal", 0.45)
     assert len(list(tmp_path.rglob("radiograph-*.png"))) == 2  # the two that were read
 
 
@@ -443,7 +447,9 @@ def test_the_heap_is_trimmed_once_the_server_is_idle_not_after_each_answer(monke
         session.release_memory()
         time.sleep(0.05)
     assert trims == []
-    time.sleep(0.6)
+    deadline = time.monotonic() + 5
+    while not trims and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert trims[:1] == [0]  # once idle (the once-a-minute round of an idle server may add one)
 
 

@@ -95,8 +95,9 @@ def upload_id(name: str) -> str:
 @contextmanager
 def consumed(image: Any, keep: frozenset[str] = frozenset()) -> Iterator[str]:
     """The upload's path for one analysis; afterwards the upload is deleted (the session
-    keeps the PNG of the radiograph the redraws need, nothing of the original file) unless
-    it is in `keep` (Gradio's cached copies of the sample images, used by every visitor)."""
+    keeps the radiograph the redraws need, as a PNG once the page shows it, nothing of the
+    original file) unless it is in `keep` (Gradio's cached copies of the sample images, used
+    by every visitor)."""
     path = _path(image)
     try:
         yield path
@@ -276,7 +277,8 @@ class Service:
     def compare(self, state: SessionState, label: str, opacity: float) -> tuple[str, str]:
         """(the radiograph, its heatmap for `label`) for a comparison slider, both at the
         result's size."""
-        return session.original(state), self.draw(state, label, opacity)
+        with user_errors(state["result"].get("file") or "image"):
+            return session.original(state), self.draw(state, label, opacity)
 
     def remap(self, task: str, state: SessionState | None, *inputs: Any) -> tuple:
         """UI only: the maps of another method for the session's radiograph (the upload is
@@ -286,7 +288,7 @@ class Service:
             return gr.skip(), gr.skip(), state
         file_id = state["result"]["file"]
         with user_errors(file_id):
-            session.radiograph(state)  # ResultExpired once RESULT_TTL_S removed it
+            session.radiograph(state)  # ResultExpired once it was removed or dropped unread
         if task == "screening":
             opacity, method = inputs
             return self._screen(self.predictor(task), state["original"], file_id, opacity, method)

@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -39,7 +40,7 @@ import cv2
 import numpy as np
 
 from .binding import current_owner, unique_name
-from .settings import CACHE_SWEEP_S, CACHE_TTL_S
+from .settings import CACHE_SWEEP_S, CACHE_TTL_S, QUEUE_MAX_SIZE
 
 RESULT_TTL_S = 900
 # A session's state is dropped this long after it was last written (Gradio restarts the
@@ -208,7 +209,8 @@ def _bgr(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else image[..., ::-1]  # OpenCV writes colour as BGR
 
 
-IDLE_S = 1.0  # housekeeping waits until no request ran for this long
+IDLE_S = 1.0  # housekeeping waits until no request ran for this long...
+BUSY_S = 10.0  # ...or this long, on a server that is never idle
 
 
 def release_memory() -> None:
@@ -230,9 +232,12 @@ def release_memory() -> None:
 def _housekeeping() -> None:
     while True:
         _release_wanted.wait(timeout=UNREAD_TTL_S)  # an idle server's unread radiographs go too
-        while (idle_in := _last_release[0] + IDLE_S - time.monotonic()) > 0:
-            time.sleep(idle_in)
         _release_wanted.clear()
+        woke = time.monotonic()
+        while (idle_in := _last_release[0] + IDLE_S - time.monotonic()) > 0:
+            if time.monotonic() - woke > BUSY_S:
+                break
+            time.sleep(min(idle_in, BUSY_S))
         _drop_unread(older_than=time.monotonic() - UNREAD_TTL_S)
         if trim := _malloc_trim():
             trim(0)
@@ -261,10 +266,11 @@ def new_state(prediction: Any, result: dict, files: ResultFiles) -> SessionState
     cams = {label: cv2.resize(np.rint(np.clip(e.cam, 0.0, 1.0) * 255).astype(np.uint8),
                               (STATE_MAP_SIDE, STATE_MAP_SIDE), interpolation=cv2.INTER_AREA)
             for label, e in prediction.explanations.items()}
-    path = str(files.path("radiograph.png"))
+    path, now = str(files.path("radiograph.png")), time.monotonic()
     with _unwritten_lock:
-        _unwritten[path] = (time.monotonic(), prediction.image)
-        while len(_unwritten) > KEPT_RADIOGRAPHS:
+        _unwritten[path] = _Unread(now, prediction.image)
+        while _unwritten and (len(_unwritten) > KEPT_RADIOGRAPHS
+                              or next(iter(_unwritten.values())).made < now - UNREAD_TTL_S):
             _unwritten.popitem(last=False)
     return {"original": path, "cams": cams, "result": result, "drawn": {}}
 
@@ -272,31 +278,51 @@ def new_state(prediction: Any, result: dict, files: ResultFiles) -> SessionState
 # The radiographs of recent answers, not yet written. The page's view step reads the PNG
 # (the slider shows it) within a second of its answer; an API call never does, so its
 # radiograph never reaches the disk, and its answer does not wait 6-10 ms for the encoding.
-# At most KEPT_RADIOGRAPHS wait (1 MB each at most), none longer than about UNREAD_TTL_S
-# (housekeeping drops them); a session whose radiograph was dropped is told, if it ever
-# asks, that its result expired.
-KEPT_RADIOGRAPHS = 64
+# At most KEPT_RADIOGRAPHS wait (1 MB each at most: twice the queue's length, so a page's
+# view step queued behind a full queue still finds its own), none longer than about
+# UNREAD_TTL_S; a session whose radiograph was dropped is told, if it asks, that its result
+# expired.
+KEPT_RADIOGRAPHS = 2 * QUEUE_MAX_SIZE
 UNREAD_TTL_S = 60
-_unwritten: OrderedDict[str, tuple[float, np.ndarray]] = OrderedDict()  # path -> (made, image)
+
+
+@dataclass
+class _Unread:
+    made: float
+    image: np.ndarray | None  # None once written
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one writer per radiograph
+
+
+_unwritten: OrderedDict[str, _Unread] = OrderedDict()  # path -> its radiograph, oldest first
 _unwritten_lock = threading.Lock()
 
 
 def _drop_unread(older_than: float) -> None:
     with _unwritten_lock:
-        while _unwritten and next(iter(_unwritten.values()))[0] < older_than:
+        while _unwritten and next(iter(_unwritten.values())).made < older_than:
             _unwritten.popitem(last=False)
 
 
 def original(state: SessionState) -> str:
     """The path of the session's radiograph PNG, written on first use: lossless, at a fast
-    compression level (a new map method reads it again, and must see what the answer saw)."""
+    compression level (a new map method reads it again, and must see what the answer saw).
+    ResultExpired once it is gone (RESULT_TTL_S) or was dropped unread."""
     from ..registry import PNG_COMPRESS_LEVEL
 
     path = state["original"]
-    with _unwritten_lock:  # held while writing: no reader sees half a file
-        unread = _unwritten.pop(path, None)
-        if unread is not None:
-            cv2.imwrite(path, _bgr(unread[1]), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL])
+    with _unwritten_lock:
+        unread = _unwritten.get(path)
+    if unread is not None:
+        with unread.lock:  # a second reader waits here for the whole file
+            if unread.image is not None:
+                params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL]
+                if not cv2.imwrite(path, _bgr(unread.image), params):
+                    raise OSError("the session's radiograph could not be written")
+                unread.image = None
+        with _unwritten_lock:
+            _unwritten.pop(path, None)
+    if not Path(path).is_file():
+        raise ResultExpired("This result has expired; upload the image again.")
     return path
 
 
@@ -307,8 +333,7 @@ def empty_maps(state: SessionState) -> list[str]:
 
 def radiograph(state: SessionState) -> np.ndarray:
     """The session's radiograph, read back from its PNG."""
-    path = original(state)
-    image = cv2.imread(path, cv2.IMREAD_GRAYSCALE) if Path(path).is_file() else None
+    image = cv2.imread(original(state), cv2.IMREAD_GRAYSCALE)
     if image is None:
         raise ResultExpired("This result has expired; upload the image again.")
     return image

@@ -49,8 +49,8 @@ class TaskUI:
 
     def layout(self, parts: Parts, examples: Sequence[Example]) -> None:
         """Build the tab's columns (inside a gr.Row), naming each component in `parts`;
-        the upload column, "alpha", "method", "json", "overlays" and "download" are
-        expected by the common wiring."""
+        the upload column, "alpha", "method", "json" and "overlays" are expected by the
+        common wiring."""
         raise NotImplementedError
 
     def clear(self) -> tuple:
