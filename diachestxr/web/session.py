@@ -214,9 +214,10 @@ BUSY_S = 10.0  # ...or this long, on a server that is never idle
 
 
 def release_memory() -> None:
-    """After each request: once the server is idle, drop the radiographs no page read (see
-    `original`) and give freed heap memory back to the system (glibc keeps it otherwise: a
-    49 MP upload's buffers, freed, would stay in the server's footprint). Not at each answer:
+    """After each request: once the server is idle (at least every BUSY_S on one that never
+    is), drop the radiographs no page read (see `original`) and give freed heap memory back
+    to the system (glibc keeps it otherwise: a 49 MP upload's buffers, freed, would stay in
+    the server's footprint). Not at each answer:
     trimming there cost the request 4-12 ms, itself and the fresh pages the next request's
     model faults in again."""
     global _housekeeper
@@ -269,9 +270,7 @@ def new_state(prediction: Any, result: dict, files: ResultFiles) -> SessionState
     path, now = str(files.path("radiograph.png")), time.monotonic()
     with _unwritten_lock:
         _unwritten[path] = _Unread(now, prediction.image)
-        while _unwritten and (len(_unwritten) > KEPT_RADIOGRAPHS
-                              or next(iter(_unwritten.values())).made < now - UNREAD_TTL_S):
-            _unwritten.popitem(last=False)
+    _drop_unread(older_than=now - UNREAD_TTL_S)
     return {"original": path, "cams": cams, "result": result, "drawn": {}}
 
 
@@ -298,8 +297,11 @@ _unwritten_lock = threading.Lock()
 
 
 def _drop_unread(older_than: float) -> None:
+    """Drop the oldest unread radiographs: those made before `older_than`, and any beyond
+    KEPT_RADIOGRAPHS."""
     with _unwritten_lock:
-        while _unwritten and next(iter(_unwritten.values())).made < older_than:
+        while _unwritten and (len(_unwritten) > KEPT_RADIOGRAPHS
+                              or next(iter(_unwritten.values())).made < older_than):
             _unwritten.popitem(last=False)
 
 
