@@ -270,3 +270,10 @@ OMP_NUM_THREADS=2 python -m training.train --task diagnosis --data $S/diagnosis/
     --input-size 192 --patience 30 --init diachestxr/weights/diagnosis.safetensors --epochs 4 \
     --lr 1e-4 --warmup-epochs 0.3 --augment lowres --ema-epochs 1 --teacher $T --distill 0.25 \
     --out runs/dx18-distill25-cycle
+# Weight averages of the runs fine-tuned from v0.5.0 (one model's cost, unlike the ensemble):
+# v0.5.0 + dx18-cycle2 + dx18-distill25-cycle 0.7164, with dx18-distill5-cycle too 0.7160,
+# the average of those four's outputs 0.7162, v0.5.0 alone 0.7164: the runs from v0.5.0 sit
+# in its basin and add nothing. Not adopted (2026-12-01; runs/v050 holds v0.5.0's diagnosis.*).
+python -m training.soup runs/v050 runs/dx18-cycle2 runs/dx18-distill25-cycle --out runs/dx18-soup3
+python -m training.soup runs/v050 runs/dx18-cycle2 runs/dx18-distill25-cycle runs/dx18-distill5-cycle --out runs/dx18-soup4
+python -m training.ensemble runs/dx18-soup4 runs/dx18-soup3 runs/v050 runs/dx18-cycle2 runs/dx18-distill25-cycle runs/dx18-distill5-cycle
