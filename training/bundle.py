@@ -32,7 +32,7 @@ from diachestxr.inference import Predictor
 from diachestxr.metrics import operating_points, specificity_threshold
 from diachestxr.weights import load_checkpoint
 
-from .data import Record, from_sources, nih_rows_as_screening, read_labels_csv
+from .data import Record, evaluate_adults, from_sources, task_records
 from .push_to_hub import find_checkpoints
 from .train import OPERATING_POINT, selection_score, validation_score
 
@@ -70,10 +70,8 @@ def set_operating_points(task: str, weights: Path, config_file: Path, config: Ch
 def validation_adults(data: Path, left_out: frozenset[str] = frozenset()) -> list[Record]:
     """The adult validation radiographs the COVID-19 operating point is fitted on: the
     screening data's adults and the NIH ones, less the sources in `left_out`."""
-    records = [r for r in read_labels_csv(data / "screening" / "labels.csv", "screening", "val")
-               if r.group == "adult"]
-    records += nih_rows_as_screening(data / "diagnosis" / "labels.csv", "val")
-    return [r for r in records if not from_sources(r, left_out)]
+    return [r for r in task_records(data, "screening", "val")
+            if r.group == "adult" and not from_sources(r, left_out)]
 
 
 def covid19_threshold(predictor: Predictor, records: list[Record]) -> float:
@@ -94,9 +92,7 @@ def rescore_on_validation(task: str, weights_dir: Path, data: Path) -> float:
 def validation_outputs(task: str, weights_dir: Path, data: Path) -> dict:
     """A checkpoint's probabilities on the validation split (and, multi-label, on copies
     shrunk to LOW_RESOLUTION_SIDE px), with the records and the model's spec."""
-    records = read_labels_csv(data / task / "labels.csv", task, "val")
-    if task == "screening":  # screening is also measured on adults: the NIH radiographs
-        records += nih_rows_as_screening(data / "diagnosis" / "labels.csv", "val")
+    records = task_records(data, task, "val")  # screening: with the NIH adults
     paths = [r.path for r in records]
     with Predictor(tasks=[task], weights_dir=weights_dir, gate="off") as predictor:
         spec = predictor.models[task].spec
@@ -112,11 +108,6 @@ def ensemble_score(task: str, outputs: Sequence[dict]) -> float:
     scores = validation_score(first["spec"], np.mean([o["probs"] for o in outputs], 0),
                               first["records"], low)
     return selection_score(scores, SCORE[task], train_loss=0.0)
-
-
-def _adults(task: str, data: Path) -> dict:
-    """Screening is also measured on adults: the NIH radiographs of the diagnosis data."""
-    return {"extra_adults": data / "diagnosis" / "labels.csv"} if task == "screening" else {}
 
 
 def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False,
@@ -142,7 +133,7 @@ def bundle(run_dir: Path, data: Path, notes: list[str], force: bool = False,
         # radiographs of another hospital taken before COVID-19) and recall per source
         config.test_metrics = evaluate_csv(task, data / task / "labels.csv", split="test",
                                               weights_dir=run_dir, out=run_dir / f"{task}_test_metrics.json",
-                                              plots_dir=run_dir / "plots", **_adults(task, data))
+                                              plots_dir=run_dir / "plots", **evaluate_adults(task, data))
         config.training_data = DATA[task]
         config.limitations = notes
         if holdout_reports and task == "screening":  # training/holdout.py, shown first in the card

@@ -44,6 +44,7 @@ from diachestxr.metrics import operating_points
 from diachestxr.registry import get_spec
 
 from .bundle import covid19_threshold, validation_adults
+from .data import evaluate_adults
 
 log = logging.getLogger("training.calibrate")
 
@@ -168,10 +169,9 @@ def calibrate(task: str, weights: Path, out: Path, data: Path, plot: Path | None
     config.write(config_file)
     if test:  # thresholds moved: re-measure the test split as training.bundle does
         old_metrics = config.test_metrics
-        adults = {"extra_adults": data / "diagnosis" / "labels.csv"} if task == "screening" else {}
         config.test_metrics = evaluate_csv(task, csv, split="test", weights_dir=out,
                                               out=out / f"{task}_test_metrics.json",
-                                              plots_dir=out / "plots", **adults)
+                                              plots_dir=out / "plots", **evaluate_adults(task, data))
         before["test_metrics_changed"] = changed_numbers(old_metrics or {}, config.test_metrics)
         config.write(config_file)
     # what calibration replaced, for the record of this run (not part of the checkpoint)

@@ -60,6 +60,22 @@ def nih_rows_as_screening(csv_path: str | Path, split: str | None = None) -> lis
             for rec in read_labels_csv(csv_path, "diagnosis", split)]
 
 
+def task_records(data: str | Path, task: str, split: str | None = None) -> list[Record]:
+    """A task's radiographs under the data root (`split`: one split's). Screening's include
+    the diagnosis data's NIH radiographs as adults (nih_rows_as_screening), the way its
+    operating point, robustness and hold-out reports measure it."""
+    records = read_labels_csv(Path(data) / task / "labels.csv", task, split)
+    if task == "screening":
+        records += nih_rows_as_screening(Path(data) / "diagnosis" / "labels.csv", split)
+    return records
+
+
+def evaluate_adults(task: str, data: str | Path) -> dict:
+    """evaluate_csv's keyword that adds screening's adult block (the NIH radiographs as
+    adults of another hospital); nothing for diagnosis."""
+    return {"extra_adults": Path(data) / "diagnosis" / "labels.csv"} if task == "screening" else {}
+
+
 def read_nih_table(data_entry_csv: str | Path, image_root: str | Path,
                    list_file: str | Path | None = None) -> list[Record]:
     """The official NIH download: Data_Entry_2017*.csv ("Finding Labels" joined by "|"),

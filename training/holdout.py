@@ -28,7 +28,7 @@ from diachestxr.inference import Predictor
 from diachestxr.metrics import adult_screening_metrics
 
 from .bundle import covid19_threshold, validation_adults
-from .data import from_sources, nih_rows_as_screening, read_labels_csv
+from .data import from_sources, task_records
 from .push_to_hub import find_checkpoints
 
 MIN_WITHIN = 10  # a source needs this many COVID-19 and non-COVID radiographs of its own
@@ -36,8 +36,7 @@ MIN_WITHIN = 10  # a source needs this many COVID-19 and non-COVID radiographs o
 
 def holdout_report(weights_dir: Path, sources: list[str], data: Path) -> dict:
     """The metrics above, per held-out source (see the module docstring)."""
-    every = (read_labels_csv(data / "screening" / "labels.csv", "screening")
-             + nih_rows_as_screening(data / "diagnosis" / "labels.csv"))
+    every = task_records(data, "screening")
     left_out = set(sources)
     unseen_adults = [r for r in every if r.group == "adult" and r.meta.get("split") == "test"
                      and not from_sources(r, left_out)]

@@ -24,15 +24,13 @@ from diachestxr.io import read_xray
 from diachestxr.metrics import screening_predictions
 from diachestxr.transforms import FILM_ARTIFACTS, film_artifacts
 
-from .data import nih_rows_as_screening, read_labels_csv
+from .data import task_records
 
 
 def robustness(task: str, weights_dir: Path | None, data: Path, adults_only: bool, seed: int = 0,
                limit: int = 0) -> dict:
     """The report above; `limit`: only the first N radiographs (smoke tests)."""
-    records = read_labels_csv(data / task / "labels.csv", task, "test")
-    if task == "screening":
-        records += nih_rows_as_screening(data / "diagnosis" / "labels.csv", "test")
+    records = task_records(data, task, "test")  # screening: with the NIH adults
     if adults_only:
         records = [r for r in records if r.group == "adult"]
     records = records[:limit] if limit else records
