@@ -265,6 +265,22 @@ def test_unknown_policy_and_positive_weights(data_dir):
         load_splits(TrainConfig(task="diagnosis", data=csv_path, unknown="maybe"))
 
 
+def test_broad_share_sets_the_broad_rows_share_of_the_draws(data_dir):
+    """--broad-share: that share of the sampling weight on the broad-sample rows, spread
+    evenly; 0 draws every row alike."""
+    from training.train import TrainConfig, broad_rows, load_splits, source_group_weights
+
+    train, _ = load_splits(TrainConfig(task="diagnosis", data=str(data_dir / "diagnosis" / "labels.csv")))
+    broad = broad_rows(train)
+    assert 0 < broad.sum() < len(train)
+    assert (source_group_weights(train, 0.0) == 1).all()
+    weights = source_group_weights(train, 0.7)
+    assert weights[broad].sum() / weights.sum() == pytest.approx(0.7)
+    assert len(set(weights[broad])) == 1 and len(set(weights[~broad])) == 1
+    with pytest.raises(SystemExit, match="between 0 and 1"):
+        source_group_weights(train, 1.5)
+
+
 def test_bundle_reports_shortcut_checks_and_keeps_a_better_checkpoint(runs, data_dir, tmp_path,
                                                                       monkeypatch, capsys):
     import training.bundle as bundle

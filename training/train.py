@@ -97,6 +97,10 @@ class TrainConfig:
     equalize: bool = False  # CLAHE in training and inference (stored in the checkpoint config)
     crop: bool = False  # crop to the body in training and inference (stored in the checkpoint config)
     balance_sources: bool = False  # screening: hospitals' shares within a class ~ sqrt(count)
+    # diagnosis: 0, rows drawn uniformly; else the share of each epoch drawn from the
+    # broad-sample rows (train.broad_rows; 43 % of the train split), which hold nearly all the
+    # positives of 13 labels, against the No Finding / Pneumonia rows
+    broad_share: float = 0.0
     # comma-separated sources (a labels.csv `source`, or "nih") left out of train and val: the
     # leave-one-hospital-out test (training/holdout.py scores the run on them)
     holdout: str = ""
@@ -244,6 +248,19 @@ def broad_rows(records: list[Record]) -> np.ndarray:
     return np.array([r.meta.get("source", "") not in no_finding_pneumonia for r in records])
 
 
+def source_group_weights(records: list[Record], broad_share: float) -> np.ndarray:
+    """Per-row sampling weights (diagnosis): uniform, or with `broad_share` of the draws on
+    the broad-sample rows, spread evenly among them (TrainConfig.broad_share)."""
+    if not broad_share:
+        return np.ones(len(records))
+    if not 0 < broad_share < 1:
+        raise SystemExit(f"--broad-share {broad_share}: give a share between 0 and 1")
+    broad = broad_rows(records)
+    if broad.all() or not broad.any():
+        raise SystemExit("--broad-share needs both broad-sample and No Finding / Pneumonia rows")
+    return np.where(broad, broad_share / broad.sum(), (1 - broad_share) / (~broad).sum())
+
+
 def selection_score(scores: dict, score_name: str, train_loss: float) -> float:
     """What picks the best epoch (training) and the bundled model (training.bundle), on
     validation and threshold-free. Screening: the macro AUROC averaged with the AUROC of
@@ -372,7 +389,7 @@ def train(cfg: TrainConfig) -> Path:
         if cfg.loss not in ("bce", "asl"):
             raise SystemExit(f"--loss {cfg.loss}: choose bce or asl")
         criterion = lambda logits, y: diagnosis_loss(logits, y, pos_weight, cfg.loss)  # noqa: E731
-        weights = np.ones(len(train_recs))
+        weights = source_group_weights(train_recs, cfg.broad_share)
         if cfg.teacher:  # after the weights and the probe, which read the labels themselves
             train_recs = with_teacher_targets(train_recs, train_imgs, cfg.teacher, cfg.distill)
     else:
