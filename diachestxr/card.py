@@ -415,6 +415,13 @@ def _training_lines(config: CheckpointConfig) -> list[str]:
                    "train/val rows: no finding as Normal, Pneumonia as Pneumonia, any other "
                    "finding as the partial label 'not COVID-19').")
     out += ["", "## Training", ""]
+    if soup_of := training.get("soup_of"):
+        out += [f"A weight average (`python -m training.soup`) of {len(soup_of)} runs fine-tuned "
+                "from the same checkpoint: " + ", ".join(f"`{run}`" for run in soup_of)
+                + ". The record below is the first run's; each run's best validation epoch:", ""]
+        out += [f"- `{run}`: " + ", ".join(f"{k} {_fmt(v)}" for k, v in (scores or {}).items()
+                                          if k not in ("lr", "elapsed_s"))
+                for run, scores in zip(soup_of, training.get("soup_validation") or [])] + [""]
     if training.get("command"):
         out += ["Exact command:", "", "```bash", training["command"], "```", ""]
     else:

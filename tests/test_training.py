@@ -581,6 +581,8 @@ def test_soup_averages_the_weights_of_runs(random_weights_dir, tmp_path):
     from safetensors.torch import load_file, save_file
     from training.soup import soup
 
+    from diachestxr.card import model_card
+
     a, b = tmp_path / "a", tmp_path / "b"
     shutil.copytree(random_weights_dir, a)
     shutil.copytree(random_weights_dir, b)
@@ -597,7 +599,9 @@ def test_soup_averages_the_weights_of_runs(random_weights_dir, tmp_path):
     assert torch.equal(mixed["features.conv0.weight"], first["features.conv0.weight"])
     config = json.loads((tmp_path / "soup" / "diagnosis.json").read_text())
     assert config["training"]["soup_of"] == [str(a), str(b)]
-    load_checkpoint(written, "diagnosis")  # the package loads it
+    assert config["validation"] is None  # the first run's scores are not the average's
+    card = model_card(load_checkpoint(written, "diagnosis").config)  # the package loads it
+    assert "A weight average (`python -m training.soup`) of 2 runs" in card and f"`{b}`" in card
 
 
 def test_teacher_targets_blend_labels_and_fill_unknown_cells(random_weights_dir):

@@ -4,7 +4,8 @@ one network's cost at inference, where an ensemble of outputs costs N forward pa
     python -m training.soup runs/dx18-ignore runs/dx18-posw --out runs/dx18-soup
 
 Writes <task>.safetensors + <task>.json into --out; the config is the first run's, with the
-runs averaged recorded under "training.soup_of". Its operating points are the first run's
+runs averaged recorded under "training.soup_of" (and their validation scores under
+"training.soup_validation"). Its operating points are the first run's
 until `python -m training.bundle` re-fits them on validation (it always does). Only
 meaningful for runs that share their starting weights (otherwise the average is noise).
 """
@@ -40,7 +41,9 @@ def soup(runs: list[Path], out: Path) -> Path:
         raise SystemExit(f"each run must hold one checkpoint of the same task; found {tasks}")
     task = tasks.pop()
     loaded = [load_checkpoint(found[task][0], task) for found in checkpoints]
-    config = loaded[0].config.replace(training={
+    # the first run's record, less its validation scores: the average has not been scored
+    # (training.bundle re-scores it); each run's are kept under "soup_validation"
+    config = loaded[0].config.replace(validation=None, training={
         **loaded[0].config.training, "soup_of": [str(r) for r in runs],
         "soup_validation": [m.config.validation for m in loaded]})
     return save_checkpoint(weight_average([m.model for m in loaded]), config, out,
