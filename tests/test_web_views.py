@@ -160,6 +160,21 @@ def test_diagnosis_table_marks_findings_and_escapes(diagnosis):
     assert "<b>x</b>" not in views.diagnosis_table(odd)
 
 
+def test_a_probability_never_reads_on_the_wrong_side_of_its_threshold():
+    """Probability and threshold share their decimals, as few as keep the call readable: a
+    finding at 29.9 % against 29.68 % once read "29.9%" against "30%"."""
+    near = _diagnosis_result({"Pneumonia": 0.2990, "Effusion": 0.2960, "Mass": 0.71},
+                             {"Pneumonia": 0.2968, "Effusion": 0.2968, "Mass": 0.5})
+    assert near["findings"] == ["Mass", "Pneumonia"]
+    assert views.against_threshold(near, "Pneumonia") == ("30%", "30%")  # at or above: a finding
+    assert views.against_threshold(near, "Effusion") == ("29.6%", "29.7%")  # not at 30% and 30%
+    assert views.against_threshold(near, "Mass") == ("71%", "50%")
+    table = views.diagnosis_table(near)
+    assert "<td class='num'>29.9%</td><td class='num thrnum'>29.7%</td>" in table
+    assert "<td class='num'>29.6%</td><td class='num thrnum'>29.7%</td>" in table
+    assert "**Pneumonia** 30% (threshold 30%)" in views.diagnosis_summary(near)
+
+
 def test_diagnosis_summary_says_what_a_finding_means(diagnosis):
     summary = views.diagnosis_summary(diagnosis, specificity=0.95)
     assert summary.startswith(f"**{len(diagnosis['findings'])} findings:** **Hernia** 83% (threshold 50%)")

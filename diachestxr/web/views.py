@@ -199,6 +199,18 @@ def short_caption(result: Mapping, label: str, empty: bool = False) -> str:
     return f"{mark}{pretty(label)} {result['probabilities'][label]:.0%}{note}"
 
 
+def against_threshold(result: Mapping, label: str, digits: int = 0) -> tuple[str, str]:
+    """A label's probability and its threshold as percentages with the same number of
+    decimals, the fewest from `digits` that keep their order: a finding never reads below its
+    threshold (29.9% against 30%), nor another label at or above it."""
+    p, t, hit = result["probabilities"][label], result["thresholds"][label], label in result["findings"]
+    for d in range(digits, 5):
+        shown_p, shown_t = round(p * 100, d), round(t * 100, d)
+        if (shown_p >= shown_t) == hit:
+            break
+    return f"{shown_p:.{d}f}%", f"{shown_t:.{d}f}%"
+
+
 def operating_point(thresholds: Mapping[str, float], specificity: float | None) -> str:
     """What a finding means with the thresholds in use, and how the labels are ordered, in
     words (`specificity`: the validation specificity the checkpoint's own thresholds keep)."""
@@ -223,8 +235,8 @@ def usual_rate(result: Mapping, label: str, prevalence: Mapping[str, float]) -> 
 
 def _in_words(result: Mapping, label: str, prevalence: Mapping[str, float]) -> str:
     rate = usual_rate(result, label, prevalence)
-    return (f"**{pretty(label)}** {result['probabilities'][label]:.0%} "
-            f"({rate + ', ' if rate else ''}threshold {result['thresholds'][label]:.0%})")
+    p, t = against_threshold(result, label)
+    return f"**{pretty(label)}** {p} ({rate + ', ' if rate else ''}threshold {t})"
 
 
 def diagnosis_summary(result: Mapping, specificity: float | None = None,
@@ -253,6 +265,7 @@ def diagnosis_table(result: Mapping, prevalence: Mapping[str, float] | None = No
     for label, p in result["probabilities"].items():
         hit = label in findings
         rate = usual_rate(result, label, prevalence).replace("x its usual rate", "× usual")
+        shown_p, shown_t = against_threshold(result, label, digits=1)
         rows.append(
             f"<tr class='{'hit' if hit else ''}'>"
             f"<td class='name'>{'▲ ' if hit else ''}{html.escape(pretty(label))}"
@@ -260,7 +273,7 @@ def diagnosis_table(result: Mapping, prevalence: Mapping[str, float] | None = No
             f"<td class='bar'><div class='track'>"
             f"<div class='fill' style='width:{p * 100:.1f}%'></div>"
             f"<div class='thr' style='left:{thr[label] * 100:.1f}%'></div></div></td>"
-            f"<td class='num'>{p:.1%}</td><td class='num thrnum'>{thr[label]:.0%}</td></tr>")
+            f"<td class='num'>{shown_p}</td><td class='num thrnum'>{shown_t}</td></tr>")
     return ("<div class='dx-scroll'><table class='dx-table'><thead><tr><th>Label</th>"
             "<th>Probability</th><th></th><th class='num'>Threshold</th>"
             "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
