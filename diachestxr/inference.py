@@ -428,6 +428,19 @@ def findings_at(probabilities: Mapping[str, float], thresholds: Mapping[str, flo
     return [l for l in ranked(probabilities, thresholds) if probabilities[l] >= thresholds[l]]
 
 
+def against_threshold(result: Mapping, label: str, digits: int = 0) -> tuple[str, str]:
+    """A label's probability and its threshold as percentages with the same number of
+    decimals, the fewest from `digits` that keep their order: a finding never reads below its
+    threshold (29.9% against 30%), nor another label at or above it."""
+    p, t = result["probabilities"][label], result["thresholds"][label]
+    hit = label in result.get("findings", ())
+    for d in range(digits, 5):
+        shown_p, shown_t = round(p * 100, d), round(t * 100, d)
+        if (shown_p >= shown_t) == hit:
+            break
+    return f"{shown_p:.{d}f}%", f"{shown_t:.{d}f}%"
+
+
 def _check_labels(requested: Sequence[str], labels: Sequence[str]) -> list[str]:
     if isinstance(requested, str):
         requested = [requested]

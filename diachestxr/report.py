@@ -27,7 +27,7 @@ import numpy as np
 
 from . import __version__
 from .explain import DEFAULT_ALPHA, overlay
-from .inference import TOP_FINDINGS, ranked
+from .inference import TOP_FINDINGS, against_threshold, ranked
 from .io import printable, shrink
 from .registry import ARCH_NAMES, DEFAULT_MAP_METHOD, DISCLAIMER, METHOD_NAMES
 
@@ -159,8 +159,11 @@ def _images(doc: "_Document", task: str, image: np.ndarray, maps: dict[str, np.n
         else:
             found = "finding" if label in result.get("findings", ()) else "below threshold"
             threshold = (result.get("thresholds") or {}).get(label)
-            caption = f"Heatmap: {label}, {scores[label]:.1%}\n" + (
-                f"threshold {threshold:.1%}: {found}" if threshold is not None else found)
+            if threshold is None:
+                caption = f"Heatmap: {label}, {scores[label]:.1%}\n{found}"
+            else:
+                shown_p, shown_t = against_threshold(result, label, digits=1)
+                caption = f"Heatmap: {label}, {shown_p}\nthreshold {shown_t}: {found}"
         if float(cam.max()) <= 0.0:
             caption += " — empty map"
         items.append((overlay(image, cam, alpha), caption))
@@ -200,9 +203,9 @@ def _diagnosis(doc: "_Document", result: Mapping, model: Mapping, order: list[st
     thresholds = result.get("thresholds") or {}
     rows = [f"{'label':<20} {'probability':>11} {'threshold':>10}  finding"]
     for label in order:  # the app's order: by how far each sits above its threshold
-        thr = f"{thresholds[label]:.1%}" if label in thresholds else "-"
-        rows.append(f"{label:<20} {result['probabilities'][label]:>11.1%} {thr:>10}  "
-                    f"{'yes' if label in findings else ''}")
+        shown_p, thr = (against_threshold(result, label, digits=1) if label in thresholds
+                        else (f"{result['probabilities'][label]:.1%}", "-"))
+        rows.append(f"{label:<20} {shown_p:>11} {thr:>10}  {'yes' if label in findings else ''}")
     doc.table(rows)
     specificity = (model.get("operating_point") or {}).get("specificity")
     rule = (f"the checkpoint's thresholds are, per label, the lowest that kept {specificity:.0%} "

@@ -323,7 +323,6 @@ def test_nothing_of_a_patient_outlives_the_answer_or_the_server(tmp_path, exampl
     sends it, leaves no upload, result or cache file; a dead server's results folder is
     swept by the next one."""
     import os
-    import signal
 
     from gradio_client import Client
     from gradio_client.exceptions import AppError

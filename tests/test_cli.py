@@ -104,9 +104,6 @@ def test_odd_dicom_tags_and_file_names_reach_the_terminal_clean(random_weights_d
 
 def test_missing_files_are_reported_before_any_model_loads(tmp_path):
     """Nothing to read: the answer comes at once, without loading weights (none exist here)."""
-    import time
-
-    start = time.perf_counter()
     proc = run_cli("predict", "--task", "diagnosis", "--weights", str(tmp_path / "no-weights"),
                    str(tmp_path / "nope.png"), str(tmp_path / "nor-this.dcm"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from diachestxr import NIH_LABELS, SCREENING_CLASSES, Predictor, __version__
-from diachestxr.inference import ranked
+from diachestxr.inference import against_threshold, ranked
 from diachestxr.registry import DISCLAIMER
 from diachestxr.report import write_report
 from diachestxr.weights import BUNDLED_DIR
@@ -123,7 +123,7 @@ def test_diagnosis_report_of_the_bundled_model(bundled_diagnosis, examples_dir, 
             if line.split() and line.split()[0] in NIH_LABELS}
     assert set(rows) == set(NIH_LABELS)
     for label in NIH_LABELS:
-        assert rows[label][:2] == [f"{r.probabilities[label]:.1%}", f"{r.thresholds[label]:.1%}"]
+        assert rows[label][:2] == list(against_threshold(r.to_dict(), label, digits=1))
         assert (rows[label][2:] == ["yes"]) == (label in r.findings)
     # the maps of the three top-ranked labels (the app's ranking), not of the others
     top = ranked(r.probabilities, r.thresholds)[:3]

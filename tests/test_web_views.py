@@ -113,11 +113,8 @@ def test_every_answer_carries_the_disclaimer_its_outlook_and_its_warnings():
 
 def test_the_outlook_of_the_bundled_models_leads_with_a_strangers_film():
     from diachestxr.card import outlook, stranger_auroc
-    import json
-
-    from diachestxr.weights import BUNDLED_DIR
-
     from diachestxr.config import CheckpointConfig
+    from diachestxr.weights import BUNDLED_DIR
 
     screening, diagnosis = (CheckpointConfig.read(BUNDLED_DIR / f"{task}.json")
                             for task in ("screening", "diagnosis"))
@@ -173,6 +170,8 @@ def test_a_probability_never_reads_on_the_wrong_side_of_its_threshold():
     assert "<td class='num'>29.9%</td><td class='num thrnum'>29.7%</td>" in table
     assert "<td class='num'>29.6%</td><td class='num thrnum'>29.7%</td>" in table
     assert "**Pneumonia** 30% (threshold 30%)" in views.diagnosis_summary(near)
+    assert views.against_threshold({**near, "probabilities": {**near["probabilities"],
+                                    "Effusion": 0.29679}}, "Effusion") == ("29.679%", "29.680%")
 
 
 def test_diagnosis_summary_says_what_a_finding_means(diagnosis):

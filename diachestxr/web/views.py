@@ -7,6 +7,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
+from ..inference import against_threshold
 from ..registry import ARCH_NAMES, DISCLAIMER, METHOD_NAMES
 
 NOTICE = (f"**⚠️ {DISCLAIMER}** The models were trained on small public datasets; their "
@@ -197,18 +198,6 @@ def short_caption(result: Mapping, label: str, empty: bool = False) -> str:
     mark = "▲ " if label in result["findings"] else ""
     note = " · empty map" if empty else ""
     return f"{mark}{pretty(label)} {result['probabilities'][label]:.0%}{note}"
-
-
-def against_threshold(result: Mapping, label: str, digits: int = 0) -> tuple[str, str]:
-    """A label's probability and its threshold as percentages with the same number of
-    decimals, the fewest from `digits` that keep their order: a finding never reads below its
-    threshold (29.9% against 30%), nor another label at or above it."""
-    p, t, hit = result["probabilities"][label], result["thresholds"][label], label in result["findings"]
-    for d in range(digits, 5):
-        shown_p, shown_t = round(p * 100, d), round(t * 100, d)
-        if (shown_p >= shown_t) == hit:
-            break
-    return f"{shown_p:.{d}f}%", f"{shown_t:.{d}f}%"
 
 
 def operating_point(thresholds: Mapping[str, float], specificity: float | None) -> str:
